@@ -38,7 +38,9 @@ class SandboxSettings:
     notification_timeout: float = 3.0  # seconds Graph waits for a 2xx on delivery
     delivery_retry_base: float = 0.2  # seconds; real providers retry over hours, scaled down
     delivery_max_attempts: int = 5
-    refresh_grace_seconds: int = 86400  # Microsoft: an old refresh token works this long after rotation
+    refresh_grace_seconds: int = (
+        86400  # Microsoft: an old refresh token works this long after rotation
+    )
     allow_http_push: bool = True  # real Google demands https; loopback tests cannot have it
 
 
@@ -59,6 +61,15 @@ class ProviderHalf(Protocol):
 
     Control methods act *as the user would* (changes notify push subscribers) and take and
     return the provider's own JSON shapes.
+
+    The server constructs each half as `Half(ctx: SandboxContext)`. Control methods raise
+    `KeyError` for an unknown user/calendar/event (the control route answers 404) and
+    `ValueError` for a bad body (400). Optional hooks, looked up with getattr:
+    - `error_body(status: int, request: web.Request) -> dict`: the provider's own error
+      body for an injected fault of that status;
+    - `add_control_routes(app: web.Application) -> None`: provider-specific control routes
+      under `/_sandbox/{name}/...`;
+    - `async close() -> None`: called when the sandbox stops.
     """
 
     name: str  # "google" | "microsoft"
@@ -68,7 +79,9 @@ class ProviderHalf(Protocol):
 
     def reset(self) -> None: ...
 
-    def register_client(self, client_id: str, client_secret: str, redirect_uris: list[str]) -> None: ...
+    def register_client(
+        self, client_id: str, client_secret: str, redirect_uris: list[str]
+    ) -> None: ...
 
     def create_user(self, email: str) -> dict[str, Any]: ...
 
@@ -76,7 +89,9 @@ class ProviderHalf(Protocol):
 
     def issue_tokens(self, email: str, scope: str | None) -> dict[str, Any]: ...
 
-    def user_create_event(self, email: str, calendar_id: str | None, body: dict[str, Any]) -> dict[str, Any]: ...
+    def user_create_event(
+        self, email: str, calendar_id: str | None, body: dict[str, Any]
+    ) -> dict[str, Any]: ...
 
     def user_patch_event(
         self, email: str, calendar_id: str | None, event_id: str, patch: dict[str, Any]
@@ -84,7 +99,9 @@ class ProviderHalf(Protocol):
 
     def user_delete_event(self, email: str, calendar_id: str | None, event_id: str) -> None: ...
 
-    def bulk_load(self, email: str, calendar_id: str | None, events: list[dict[str, Any]]) -> int: ...
+    def bulk_load(
+        self, email: str, calendar_id: str | None, events: list[dict[str, Any]]
+    ) -> int: ...
 
     def list_events(self, email: str, calendar_id: str | None) -> list[dict[str, Any]]: ...
 
