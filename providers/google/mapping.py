@@ -1,0 +1,170 @@
+"""Pure translation between Google Calendar event JSON and calsync's provider-neutral types.
+
+No I/O and no clock. Anything that cannot be read becomes `Quarantined` rather than an
+exception, so one bad event never stops its calendar. Field meanings:
+https://developers.google.com/workspace/calendar/api/v3/reference/events
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from providers.base import AppointmentBody, ProviderEvent, Quarantined, Response, ShowAs
+from providers.google.wire import APPOINTMENT_PROPERTY
+
+# Fixed namespace so an appointment id always yields the same Google event id.
+_ID_NAMESPACE = uuid.UUID("6f1c2a0e-4b7d-5e3a-9c1f-0d8e7a6b5c4d")
+
+_RESPONSES: dict[str, Response] = {
+    "accepted": "accepted",
+    "declined": "declined",
+    "tentative": "tentative",
+    "needsAction": "needs_action",
+}
+# Event types that say more about availability than `transparency` does.
+_EVENT_TYPE_SHOW_AS: dict[str, ShowAs] = {
+    "outOfOffice": "oof",
+    "workingLocation": "working_elsewhere",
+}
+
+
+def event_id_for(appointment_id: str) -> str:
+    """The Google event id calsync uses for an appointment: 32 lower-case hex digits.
+
+    Hex is a subset of base32hex, the only alphabet Google accepts for client-chosen ids.
+    """
+    return uuid.uuid5(_ID_NAMESPACE, appointment_id).hex
+
+
+def parse_event(raw: Mapping[str, Any]) -> ProviderEvent | Quarantined:
+    """A Google event as a ProviderEvent, or Quarantined when it cannot be read."""
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        return Quarantined(id="", reason="event has no id", raw=raw)
+    try:
+        return _parse(event_id, raw)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return Quarantined(
+            id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw)
+        )
+
+
+def _parse(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent:
+    if raw.get("status") == "cancelled":
+        # Only id (and for instances recurringEventId) is guaranteed on a tombstone.
+        return ProviderEvent(
+            id=event_id,
+            series_id=raw.get("recurringEventId"),
+            removed=True,
+            status="cancelled",
+            etag=raw.get("etag"),
+            updated=_instant_or_none(raw.get("updated")),
+        )
+    if raw.get("recurrence"):
+        raise ValueError("series master returned unexpanded")
+    start, end = raw["start"], raw["end"]
+    all_day = "date" in start
+    if all_day != ("date" in end):
+        raise ValueError("start and end mix all-day and timed values")
+    return ProviderEvent(
+        id=event_id,
+        series_id=raw.get("recurringEventId"),
+        status="tentative" if raw.get("status") == "tentative" else "confirmed",
+        start=_when(start, all_day),
+        end=_when(end, all_day),
+        all_day=all_day,
+        time_zone=start.get("timeZone"),
+        show_as=_show_as(raw),
+        self_response=_self_response(raw),
+        appointment_tag=_appointment_tag(raw),
+        etag=raw.get("etag"),
+        updated=_instant_or_none(raw.get("updated")),
+        summary=raw.get("summary"),
+    )
+
+
+def _when(value: Mapping[str, Any], all_day: bool) -> date | datetime:
+    if all_day:
+        return date.fromisoformat(value["date"])
+    parsed = datetime.fromisoformat(value["dateTime"])
+    if parsed.tzinfo is None:
+        zone = value.get("timeZone")
+        if not zone:
+            raise ValueError("dateTime without offset or timeZone")
+        parsed = parsed.replace(tzinfo=_zone(zone))
+    return parsed
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def _show_as(raw: Mapping[str, Any]) -> ShowAs:
+    by_type = _EVENT_TYPE_SHOW_AS.get(raw.get("eventType", ""))
+    if by_type is not None:
+        return by_type
+    if raw.get("transparency") == "transparent":
+        return "free"
+    if raw.get("status") == "tentative":
+        return "tentative"
+    return "busy"
+
+
+def _self_response(raw: Mapping[str, Any]) -> Response | None:
+    for attendee in raw.get("attendees") or ():
+        if attendee.get("self"):
+            return _RESPONSES.get(attendee.get("responseStatus", ""))
+    return None
+
+
+def _appointment_tag(raw: Mapping[str, Any]) -> str | None:
+    private = (raw.get("extendedProperties") or {}).get("private") or {}
+    tag = private.get(APPOINTMENT_PROPERTY)
+    return tag if isinstance(tag, str) and tag else None
+
+
+def _instant_or_none(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _known_bounds(raw: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    """Best-effort timed bounds of an event that failed to parse, so it can still block."""
+    try:
+        start = _instant_or_none(raw["start"]["dateTime"])
+        end = _instant_or_none(raw["end"]["dateTime"])
+    except (KeyError, TypeError):
+        return None
+    if start is None or end is None or end <= start:
+        return None
+    return start, end
+
+
+def appointment_body(body: AppointmentBody) -> dict[str, Any]:
+    """The Google event JSON for an appointment (without `id`), tagged as calsync's own.
+
+    Every field calsync owns is always sent, so a PATCH with it replaces them all.
+    """
+    zone = _zone(body.time_zone)
+    return {
+        "summary": body.title,
+        "description": body.description or "",
+        "location": body.location or "",
+        "start": {"dateTime": body.start.astimezone(zone).isoformat(), "timeZone": body.time_zone},
+        "end": {"dateTime": body.end.astimezone(zone).isoformat(), "timeZone": body.time_zone},
+        "transparency": "opaque",
+        "attendees": [{"email": email} for email in body.attendees],
+        "extendedProperties": {"private": {APPOINTMENT_PROPERTY: body.appointment_id}},
+    }

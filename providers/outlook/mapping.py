@@ -1,0 +1,160 @@
+"""Pure translation between Microsoft Graph event JSON and calsync's provider-neutral types.
+
+No I/O and no clock. Anything that cannot be read becomes `Quarantined` rather than an
+exception, so one bad event never stops its calendar. Field meanings:
+https://learn.microsoft.com/graph/api/resources/event
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from providers.base import AppointmentBody, ProviderEvent, Quarantined, Response, ShowAs
+from providers.outlook.wire import APPOINTMENT_PROPERTY_ID, TRANSACTION_PREFIX
+
+_SHOW_AS: dict[str, ShowAs] = {
+    "free": "free",
+    "tentative": "tentative",
+    "busy": "busy",
+    "oof": "oof",
+    "workingElsewhere": "working_elsewhere",
+    "unknown": "unknown",
+}
+_RESPONSES: dict[str, Response] = {
+    "accepted": "accepted",
+    "organizer": "accepted",
+    "declined": "declined",
+    "tentativelyAccepted": "tentative",
+    "notResponded": "needs_action",
+}
+# Zone names Graph uses for UTC besides the IANA one; we ask for UTC via Prefer, so
+# other Windows zone names should not appear, and one that does is quarantined.
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Coordinated Universal Time", "tzone://Microsoft/Utc"})
+_PROPERTY_ID = APPOINTMENT_PROPERTY_ID.lower()
+
+
+def transaction_id_for(appointment_id: str) -> str:
+    """The Graph transactionId for an appointment: an idempotency key that also tags it."""
+    return TRANSACTION_PREFIX + appointment_id
+
+
+def parse_event(raw: Mapping[str, Any]) -> ProviderEvent | Quarantined:
+    """A Graph event (or delta `@removed` entry) as a ProviderEvent, or Quarantined."""
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        return Quarantined(id="", reason="event has no id", raw=raw)
+    if "@removed" in raw:
+        return ProviderEvent(id=event_id, removed=True, status="cancelled")
+    try:
+        return _parse(event_id, raw)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return Quarantined(
+            id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw)
+        )
+
+
+def _parse(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent:
+    if raw.get("type") == "seriesMaster":
+        raise ValueError("series master returned unexpanded")
+    all_day = bool(raw.get("isAllDay"))
+    start, end = raw["start"], raw["end"]
+    return ProviderEvent(
+        id=event_id,
+        series_id=raw.get("seriesMasterId"),
+        status="cancelled" if raw.get("isCancelled") else "confirmed",
+        start=_when(start, all_day),
+        end=_when(end, all_day),
+        all_day=all_day,
+        time_zone=raw.get("originalStartTimeZone") or start.get("timeZone"),
+        show_as=_SHOW_AS.get(raw.get("showAs", "busy"), "unknown"),
+        self_response=_RESPONSES.get((raw.get("responseStatus") or {}).get("response", "")),
+        appointment_tag=_appointment_tag(raw),
+        etag=raw.get("@odata.etag"),
+        updated=_instant_or_none(raw.get("lastModifiedDateTime")),
+        summary=raw.get("subject"),
+    )
+
+
+def _when(value: Mapping[str, Any], all_day: bool) -> date | datetime:
+    text = value["dateTime"]
+    if all_day:
+        # All-day spans are midnight to midnight in one zone: only the date part matters,
+        # and the resource's own zone decides which instants it covers.
+        return date.fromisoformat(text[:10])
+    parsed = datetime.fromisoformat(text)  # 3.11 accepts Graph's 7 fractional digits
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_zone(value.get("timeZone") or "UTC"))
+    return parsed
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> tzinfo:
+    if name in _UTC_NAMES:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def _appointment_tag(raw: Mapping[str, Any]) -> str | None:
+    for prop in raw.get("singleValueExtendedProperties") or ():
+        if str(prop.get("id", "")).lower() == _PROPERTY_ID and prop.get("value"):
+            return str(prop["value"])
+    transaction = raw.get("transactionId")
+    if isinstance(transaction, str) and transaction.startswith(TRANSACTION_PREFIX):
+        return transaction[len(TRANSACTION_PREFIX) :] or None
+    return None
+
+
+def _instant_or_none(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _known_bounds(raw: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    """Best-effort bounds of an event that failed to parse, read as UTC, so it can still block."""
+    try:
+        start = _instant_or_none(raw["start"]["dateTime"])
+        end = _instant_or_none(raw["end"]["dateTime"])
+    except (KeyError, TypeError):
+        return None
+    if start is None or end is None or end <= start:
+        return None
+    return start, end
+
+
+def _graph_time(value: datetime) -> str:
+    """A UTC instant in Graph's dateTimeTimeZone form (no offset, 7 fractional digits)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+
+
+def appointment_body(body: AppointmentBody) -> dict[str, Any]:
+    """The Graph event JSON for an appointment, tagged as calsync's own.
+
+    Times are sent in UTC, the one zone name every Graph tenant accepts. Attendees are not
+    sent: Graph mails invitations for them and has no way to suppress that (Google's
+    sendUpdates=none has no Graph equivalent), so they go into the body text instead.
+    """
+    text = body.description or ""
+    if body.attendees:
+        text = f"{text}\n\nAttendees: {', '.join(body.attendees)}".lstrip()
+    return {
+        "subject": body.title,
+        "body": {"contentType": "text", "content": text},
+        "start": {"dateTime": _graph_time(body.start), "timeZone": "UTC"},
+        "end": {"dateTime": _graph_time(body.end), "timeZone": "UTC"},
+        "location": {"displayName": body.location or ""},
+        "isAllDay": False,
+        "showAs": "busy",
+        "singleValueExtendedProperties": [
+            {"id": APPOINTMENT_PROPERTY_ID, "value": body.appointment_id}
+        ],
+    }
