@@ -85,26 +85,65 @@ def graph_error_response(err: GraphError, request: web.Request | None = None) ->
     body = graph_error_body(err.status, err.code, err.message, client_id)
     headers = dict(err.headers)
     if err.status == 401:
-        headers.setdefault("WWW-Authenticate", 'Bearer realm="", authorization_uri="", error="invalid_token"')
+        headers.setdefault(
+            "WWW-Authenticate", 'Bearer realm="", authorization_uri="", error="invalid_token"'
+        )
     return web.json_response(body, status=err.status, headers=headers)
 
 
 # AADSTS codes the sandbox emits, with Microsoft's wording (first sentence).
 AADSTS: dict[int, tuple[str, str]] = {
-    50011: ("invalid_request", "The redirect URI specified in the request does not match the redirect URIs configured for the application."),
-    50173: ("invalid_grant", "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password."),
-    54005: ("invalid_grant", "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."),
+    50011: (
+        "invalid_request",
+        "The redirect URI specified in the request does not match the redirect URIs configured "
+        "for the application.",
+    ),
+    50173: (
+        "invalid_grant",
+        "The provided grant has expired due to it being revoked, a fresh auth token is needed. "
+        "The user might have changed or reset their password.",
+    ),
+    54005: (
+        "invalid_grant",
+        "OAuth2 Authorization code was already redeemed, please retry with a new valid code or "
+        "use an existing refresh token.",
+    ),
     65001: ("invalid_grant", "The user or administrator has not consented to use the application."),
     70000: ("invalid_grant", "Provided grant is invalid or malformed."),
-    70008: ("invalid_grant", "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."),
-    70011: ("invalid_scope", "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid."),
+    70008: (
+        "invalid_grant",
+        "The provided authorization code or refresh token has expired due to inactivity. Send "
+        "a new interactive authorization request for this user and resource.",
+    ),
+    70011: (
+        "invalid_scope",
+        "The provided request must include a 'scope' input parameter. The provided value for "
+        "the input parameter 'scope' is not valid.",
+    ),
     700016: ("unauthorized_client", "Application with identifier was not found in the directory."),
     700082: ("invalid_grant", "The refresh token has expired due to inactivity."),
-    7000215: ("invalid_client", "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."),
-    501481: ("invalid_grant", "The Code_Verifier does not match the code_challenge supplied in the authorization request."),
-    900144: ("invalid_request", "The request body must contain the following parameter: 'grant_type'."),
+    7000218: (
+        "invalid_client",
+        "The request body must contain the following parameter: 'client_assertion' or "
+        "'client_secret'.",
+    ),
+    7000215: (
+        "invalid_client",
+        "Invalid client secret provided. Ensure the secret being sent in the request is the "
+        "client secret value, not the client secret ID.",
+    ),
+    501481: (
+        "invalid_grant",
+        "The Code_Verifier does not match the code_challenge supplied in the authorization "
+        "request.",
+    ),
     9002313: ("invalid_grant", "Invalid request. Request is malformed or invalid."),
     70003: ("unsupported_grant_type", "The app requested an unsupported grant type."),
+    900144: (
+        "invalid_request",
+        "The request body must contain the following parameter: 'grant_type'.",
+    ),
+    900971: ("invalid_request", "No reply address provided."),
 }
 
 

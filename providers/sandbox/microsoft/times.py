@@ -23,7 +23,10 @@ def zone(name: str | None) -> tzinfo:
         return ZoneInfo(win_tz.get(name, name))
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise GraphError(
-            400, "TimeZoneNotSupportedException", f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{name}'."
+            400,
+            "TimeZoneNotSupportedException",
+            f"A valid TimeZone value must be specified. The following TimeZone value is not "
+            f"supported: '{name}'.",
         ) from exc
 
 
@@ -36,13 +39,17 @@ def parse_local(value: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError as exc:
-        raise GraphError(400, "ErrorInvalidRequest", f"Cannot convert '{value}' to DateTime.") from exc
+        raise GraphError(
+            400, "ErrorInvalidRequest", f"Cannot convert '{value}' to DateTime."
+        ) from exc
 
 
 def parse_dtz(value: object, field: str) -> tuple[datetime, str]:
     """A `{dateTime, timeZone}` request value as an aware UTC instant plus the zone name given."""
     if not isinstance(value, dict) or "dateTime" not in value:
-        raise GraphError(400, "ErrorInvalidRequest", f"The '{field}' property must be a dateTimeTimeZone.")
+        raise GraphError(
+            400, "ErrorInvalidRequest", f"The '{field}' property must be a dateTimeTimeZone."
+        )
     name = str(value.get("timeZone") or "UTC")
     local = parse_local(str(value["dateTime"]))
     if local.tzinfo is None:
@@ -53,19 +60,27 @@ def parse_dtz(value: object, field: str) -> tuple[datetime, str]:
 def render_dtz(instant: datetime, zone_name: str) -> dict[str, str]:
     """Render an instant as Graph's `{dateTime, timeZone}` in the given zone."""
     local = instant.astimezone(zone(zone_name)).replace(tzinfo=None)
-    return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond:06d}0", "timeZone": zone_name}
+    return {
+        "dateTime": local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond:06d}0",
+        "timeZone": zone_name,
+    }
 
 
 def parse_query_instant(value: str | None, name: str) -> datetime:
     """A calendarView bound: ISO 8601, offset honoured, no offset meaning UTC."""
     if not value:
         raise GraphError(
-            400, "ErrorInvalidParameter", f"This request requires a time window specified by the query string parameters StartDateTime and EndDateTime."
+            400,
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by the query string parameters "
+            "StartDateTime and EndDateTime.",
         )
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError as exc:
-        raise GraphError(400, "ErrorInvalidParameter", f"The parameter '{name}' is not a valid DateTime.") from exc
+        raise GraphError(
+            400, "ErrorInvalidParameter", f"The parameter '{name}' is not a valid DateTime."
+        ) from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -81,11 +96,13 @@ def parse_stamp(value: str) -> datetime:
     if "." in text:
         head, rest = text.split(".", 1)
         digits = "".join(ch for ch in rest if ch.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise GraphError(400, "InvalidRequest", f"Cannot convert '{value}' to DateTimeOffset.") from exc
+        raise GraphError(
+            400, "InvalidRequest", f"Cannot convert '{value}' to DateTimeOffset."
+        ) from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

@@ -1,0 +1,276 @@
+"""Graph v1.0 calendar handlers: /me, calendars, events, calendarView and its delta.
+
+Handlers parse the request, call `state.py`, render with `render.py` and trigger
+notifications; they hold no semantics. Paths are Graph's own:
+https://learn.microsoft.com/graph/api/resources/calendar-overview
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from providers.sandbox.microsoft import events as ev
+from providers.sandbox.microsoft import render
+from providers.sandbox.microsoft import state as st
+from providers.sandbox.microsoft.errors import GraphError
+from providers.sandbox.microsoft.grants import Grants
+from providers.sandbox.microsoft.notify import Notifier
+from providers.sandbox.microsoft.times import parse_query_instant, zone
+from providers.sandbox.microsoft.wire import (
+    PROFILE_SCOPES,
+    READ_SCOPES,
+    WRITE_SCOPES,
+    Caller,
+    applied,
+    caller,
+    expanded_properties,
+    graph_handler,
+    json_body,
+    origin,
+    page_size,
+    prefer,
+    selected,
+)
+
+METADATA = "https://graph.microsoft.com/v1.0/$metadata"
+# The three ways to name a calendar in a path: the mailbox default, the default, one by id.
+CALENDAR_PREFIXES = ("/v1.0/me", "/v1.0/me/calendar", "/v1.0/me/calendars/{calendar_id}")
+
+
+class GraphApi:
+    """The /v1.0 calendar routes of the Microsoft half."""
+
+    def __init__(self, state: st.GraphState, grants: Grants, notifier: Notifier) -> None:
+        self.state = state
+        self.grants = grants
+        self.notifier = notifier
+
+    def routes(self) -> list[web.RouteDef]:
+        """Every calendar route, wrapped to render Graph errors."""
+        h = graph_handler
+        out = [
+            web.get("/v1.0/me", h(self.me)),
+            web.get("/v1.0/me/calendars", h(self.list_calendars)),
+            web.get("/v1.0/me/calendar", h(self.get_calendar)),
+            web.get("/v1.0/me/calendars/{calendar_id}", h(self.get_calendar)),
+        ]
+        for prefix in CALENDAR_PREFIXES:
+            out += [
+                web.get(f"{prefix}/events", h(self.list_events)),
+                web.post(f"{prefix}/events", h(self.create_event)),
+                web.get(f"{prefix}/events/{{event_id}}", h(self.get_event)),
+                web.patch(f"{prefix}/events/{{event_id}}", h(self.patch_event)),
+                web.delete(f"{prefix}/events/{{event_id}}", h(self.delete_event)),
+                web.get(f"{prefix}/events/{{event_id}}/instances", h(self.instances)),
+                web.get(f"{prefix}/calendarView", h(self.calendar_view)),
+                web.get(f"{prefix}/calendarView/delta", h(self.delta)),
+            ]
+        return out
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _caller(self, request: web.Request, scopes: frozenset[str] = READ_SCOPES) -> Caller:
+        who = caller(request, self.grants, self.state)
+        who.require(scopes)
+        return who
+
+    def _calendar(self, request: web.Request, who: Caller) -> st.Calendar:
+        return self.state.calendar(who.box, request.match_info.get("calendar_id"))
+
+    def _scoped_calendar(self, request: web.Request) -> str | None:
+        """The calendar an /events/{id} path is scoped to (None for /me/events)."""
+        if "calendar_id" in request.match_info:
+            return request.match_info["calendar_id"]
+        if request.path.startswith("/v1.0/me/calendar/"):
+            return ""  # the default calendar; resolved by the caller
+        return None
+
+    def _event_json(self, request: web.Request, who: Caller, inst: ev.Instance) -> dict[str, Any]:
+        tz = prefer(request).get("outlook.timezone", "UTC")
+        zone(tz)  # 400 for an unknown zone
+        return render.event_json(inst, who.box, tz, selected(request), expanded_properties(request))
+
+    def _one(
+        self, request: web.Request, who: Caller, inst: ev.Instance, status: int = 200
+    ) -> web.Response:
+        body = {
+            "@odata.context": f"{METADATA}#users('{who.box.id}')/events/$entity",
+            **self._event_json(request, who, inst),
+        }
+        return web.json_response(
+            body, status=status, headers=applied(prefer(request), "outlook.timezone")
+        )
+
+    def _page(
+        self, request: web.Request, who: Caller, items: list[ev.Instance], name: str
+    ) -> web.Response:
+        prefs = prefer(request)
+        size = page_size(request, prefs)
+        skip = int(request.query.get("$skip", "0") or 0)
+        body: dict[str, Any] = {
+            "@odata.context": f"{METADATA}#users('{who.box.id}')/{name}",
+            "value": [self._event_json(request, who, inst) for inst in items[skip : skip + size]],
+        }
+        if skip + size < len(items):
+            query = {**request.query, "$skip": str(skip + size)}
+            body["@odata.nextLink"] = str(URL(origin(request) + request.path).with_query(query))
+        return web.json_response(
+            body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize")
+        )
+
+    def _instance_in_scope(self, request: web.Request, who: Caller) -> ev.Instance:
+        scoped = self._scoped_calendar(request)
+        calendar_id = who.box.default_calendar_id if scoped == "" else scoped
+        return self.state.get_instance(who.box, request.match_info["event_id"], calendar_id)
+
+    # -- /me and calendars ---------------------------------------------------------
+
+    async def me(self, request: web.Request) -> web.Response:
+        """GET /me."""
+        who = self._caller(request, PROFILE_SCOPES)
+        body = {"@odata.context": f"{METADATA}#users/$entity", **render.user_json(who.box)}
+        return web.json_response(body)
+
+    async def list_calendars(self, request: web.Request) -> web.Response:
+        """GET /me/calendars."""
+        who = self._caller(request)
+        value = [render.calendar_json(c, who.box) for c in who.box.calendars.values()]
+        return web.json_response(
+            {"@odata.context": f"{METADATA}#users('{who.box.id}')/calendars", "value": value}
+        )
+
+    async def get_calendar(self, request: web.Request) -> web.Response:
+        """GET /me/calendar and /me/calendars/{id}."""
+        who = self._caller(request)
+        calendar = self._calendar(request, who)
+        body = {
+            "@odata.context": f"{METADATA}#users('{who.box.id}')/calendars/$entity",
+            **render.calendar_json(calendar, who.box),
+        }
+        return web.json_response(body)
+
+    # -- events ------------------------------------------------------------------
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        """GET .../events: singles and series masters, unexpanded."""
+        who = self._caller(request)
+        items = [
+            ev.master_instance(e) for e in self.state.list_events(self._calendar(request, who))
+        ]
+        return self._page(request, who, items, "events")
+
+    async def create_event(self, request: web.Request) -> web.Response:
+        """POST .../events → 201; a repeated transactionId returns the first event."""
+        who = self._caller(request, WRITE_SCOPES)
+        body = await json_body(request)
+        event, created = self.state.create_event(who.box, self._calendar(request, who), body)
+        if created:
+            self.notifier.changed(who.box.id, event, "created")
+        return self._one(request, who, ev.master_instance(event), status=201)
+
+    async def get_event(self, request: web.Request) -> web.Response:
+        """GET .../events/{id} (singles, masters, occurrences, exceptions)."""
+        who = self._caller(request)
+        return self._one(request, who, self._instance_in_scope(request, who))
+
+    async def patch_event(self, request: web.Request) -> web.Response:
+        """PATCH .../events/{id} → 200 with the updated event."""
+        who = self._caller(request, WRITE_SCOPES)
+        body = await json_body(request)
+        self._instance_in_scope(request, who)
+        inst = self.state.patch_event(
+            who.box, request.match_info["event_id"], body, request.headers.get("If-Match")
+        )
+        self.notifier.changed(who.box.id, inst.event, "updated")
+        return self._one(request, who, inst)
+
+    async def delete_event(self, request: web.Request) -> web.Response:
+        """DELETE .../events/{id} → 204 (an occurrence id cancels that occurrence)."""
+        who = self._caller(request, WRITE_SCOPES)
+        target = self._instance_in_scope(request, who)
+        old = self.state.delete_event(
+            who.box, request.match_info["event_id"], request.headers.get("If-Match")
+        )
+        if target.original_start is None:
+            self.notifier.changed(who.box.id, old, "deleted")
+        else:
+            current = self.state.find_event(who.box, old.id)
+            self.notifier.changed(who.box.id, current or old, "updated")
+        return web.Response(status=204)
+
+    async def instances(self, request: web.Request) -> web.Response:
+        """GET .../events/{id}/instances?startDateTime=&endDateTime=."""
+        who = self._caller(request)
+        master = self._instance_in_scope(request, who).event
+        start, end = self._window(request)
+        return self._page(
+            request, who, ev.instances(master, start, end), f"events('{master.id}')/instances"
+        )
+
+    # -- calendarView and delta ----------------------------------------------------
+
+    def _window(self, request: web.Request) -> tuple[Any, Any]:
+        start = parse_query_instant(request.query.get("startDateTime"), "startDateTime")
+        end = parse_query_instant(request.query.get("endDateTime"), "endDateTime")
+        if end <= start:
+            raise GraphError(
+                400,
+                "ErrorInvalidParameter",
+                "The value of the parameter 'EndDateTime' must be later than 'StartDateTime'.",
+            )
+        return start, end
+
+    async def calendar_view(self, request: web.Request) -> web.Response:
+        """GET .../calendarView: singles, occurrences and exceptions in the window."""
+        who = self._caller(request)
+        start, end = self._window(request)
+        items = self.state.calendar_view(who.box, self._calendar(request, who), start, end)
+        return self._page(request, who, items, "calendarView")
+
+    async def delta(self, request: web.Request) -> web.Response:
+        """GET .../calendarView/delta: rounds of pages ending in a deltaLink."""
+        who = self._caller(request)
+        query = request.query
+        if "$skiptoken" in query:
+            data = st.decode_token(query["$skiptoken"])
+            round_id, offset = str(data.get("r")), int(data.get("o", 0))
+        elif "$deltatoken" in query:
+            round_id, offset = (
+                self.state.replay(who.box, st.cursor_from_token(query["$deltatoken"])),
+                0,
+            )
+        else:
+            start, end = self._window(request)
+            round_id, offset = (
+                self.state.start_round(who.box, self._calendar(request, who), start, end),
+                0,
+            )
+        return self._delta_page(request, who, round_id, offset)
+
+    def _delta_page(
+        self, request: web.Request, who: Caller, round_id: str, offset: int
+    ) -> web.Response:
+        prefs = prefer(request)
+        rnd = self.state.round(round_id, who.box)
+        size = page_size(request, prefs)
+        tz = prefs.get("outlook.timezone", "UTC")
+        zone(tz)
+        value = [
+            render.removed_json(item.id)
+            if isinstance(item, st.Removed)
+            else render.event_json(item, who.box, tz)
+            for item in rnd.items[offset : offset + size]
+        ]
+        body: dict[str, Any] = {"@odata.context": f"{METADATA}#Collection(event)", "value": value}
+        base = origin(request) + request.path
+        if offset + size < len(rnd.items):
+            token = st.encode_token({"r": round_id, "o": offset + size})
+            body["@odata.nextLink"] = str(URL(base).with_query({"$skiptoken": token}))
+        else:
+            body["@odata.deltaLink"] = str(URL(base).with_query({"$deltatoken": st.token_for(rnd)}))
+        return web.json_response(
+            body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize")
+        )
