@@ -67,8 +67,19 @@ class GraphApi:
                 web.get(f"{prefix}/events/{{event_id}}/instances", h(self.instances)),
                 web.get(f"{prefix}/calendarView", h(self.calendar_view)),
                 web.get(f"{prefix}/calendarView/delta", h(self.delta)),
+                # The SDKs call OData functions with parentheses: .../delta()
+                web.get(f"{prefix}/calendarView/delta()", h(self.delta)),
             ]
         return out
+
+    def fallback(self) -> web.RouteDef:
+        """Graph's answer for paths it does not serve (mounted after every other route)."""
+        return web.route("*", "/v1.0/{tail:.*}", graph_handler(self.unknown))
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        """400 BadRequest naming the segment, as Graph answers unknown paths."""
+        segment = request.match_info["tail"].rsplit("/", 1)[-1]
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
     # -- helpers -----------------------------------------------------------------
 
@@ -234,28 +245,26 @@ class GraphApi:
         """GET .../calendarView/delta: rounds of pages ending in a deltaLink."""
         who = self._caller(request)
         query = request.query
+        sticky: int | None = None  # the page size asked for earlier in the chain
         if "$skiptoken" in query:
             data = st.decode_token(query["$skiptoken"])
-            round_id, offset = str(data.get("r")), int(data.get("o", 0))
+            round_id, offset, sticky = str(data.get("r")), int(data.get("o", 0)), data.get("p")
         elif "$deltatoken" in query:
-            round_id, offset = (
-                self.state.replay(who.box, st.cursor_from_token(query["$deltatoken"])),
-                0,
-            )
+            cursor = st.cursor_from_token(query["$deltatoken"])
+            round_id, offset = self.state.replay(who.box, cursor), 0
         else:
             start, end = self._window(request)
-            round_id, offset = (
-                self.state.start_round(who.box, self._calendar(request, who), start, end),
-                0,
-            )
-        return self._delta_page(request, who, round_id, offset)
+            calendar = self._calendar(request, who)
+            round_id, offset = self.state.start_round(who.box, calendar, start, end), 0
+        return self._delta_page(request, who, round_id, offset, sticky)
 
     def _delta_page(
-        self, request: web.Request, who: Caller, round_id: str, offset: int
+        self, request: web.Request, who: Caller, round_id: str, offset: int, sticky: int | None
     ) -> web.Response:
         prefs = prefer(request)
         rnd = self.state.round(round_id, who.box)
-        size = page_size(request, prefs)
+        # Clients often send Prefer only on the first request; keep its page size for the chain.
+        size = page_size(request, prefs, default=sticky or 10)
         tz = prefs.get("outlook.timezone", "UTC")
         zone(tz)
         value = [
@@ -267,7 +276,7 @@ class GraphApi:
         body: dict[str, Any] = {"@odata.context": f"{METADATA}#Collection(event)", "value": value}
         base = origin(request) + request.path
         if offset + size < len(rnd.items):
-            token = st.encode_token({"r": round_id, "o": offset + size})
+            token = st.encode_token({"r": round_id, "o": offset + size, "p": size})
             body["@odata.nextLink"] = str(URL(base).with_query({"$skiptoken": token}))
         else:
             body["@odata.deltaLink"] = str(URL(base).with_query({"$deltatoken": st.token_for(rnd)}))
