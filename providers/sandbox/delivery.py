@@ -37,10 +37,10 @@ class RetryPolicy:
 
     @classmethod
     def google(cls) -> RetryPolicy:
-        """Google: 200/201/202/204/102 delivered; 500/502/503/504 retried; others fail."""
+        """Google: 200/201/202/204/102 delivered; 500/502/503/504 and no answer retried."""
         return cls(
             ok=lambda s: s in {102, 200, 201, 202, 204},
-            retry=lambda s: s in {500, 502, 503, 504},
+            retry=lambda s: s is None or s in {500, 502, 503, 504},
         )
 
     @classmethod
