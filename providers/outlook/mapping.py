@@ -131,7 +131,7 @@ def _known_bounds(raw: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     return start, end
 
 
-def _graph_time(value: datetime) -> str:
+def graph_time(value: datetime) -> str:
     """A UTC instant in Graph's dateTimeTimeZone form (no offset, 7 fractional digits)."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
 
@@ -149,8 +149,8 @@ def appointment_body(body: AppointmentBody) -> dict[str, Any]:
     return {
         "subject": body.title,
         "body": {"contentType": "text", "content": text},
-        "start": {"dateTime": _graph_time(body.start), "timeZone": "UTC"},
-        "end": {"dateTime": _graph_time(body.end), "timeZone": "UTC"},
+        "start": {"dateTime": graph_time(body.start), "timeZone": "UTC"},
+        "end": {"dateTime": graph_time(body.end), "timeZone": "UTC"},
         "location": {"displayName": body.location or ""},
         "isAllDay": False,
         "showAs": "busy",
