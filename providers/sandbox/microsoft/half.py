@@ -72,9 +72,8 @@ class MicrosoftHalf:
 
     def add_routes(self, app: web.Application) -> None:
         """Mount Graph v1.0 and the identity platform at Microsoft's own paths."""
-        app.router.add_routes(
-            self.graph.routes() + self.subscriptions_api.routes() + self.identity.routes()
-        )
+        routes = self.graph.routes() + self.subscriptions_api.routes() + self.identity.routes()
+        app.router.add_routes([*routes, self.graph.fallback()])
 
     def add_control_routes(self, app: web.Application) -> None:
         """Mount the Microsoft-only control extras (see the module docstring)."""
