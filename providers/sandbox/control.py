@@ -31,7 +31,7 @@ parameter. Unknown user/calendar/event → 404, bad body → 400, both as
                                           duplicate_fraction?, delay_ms?, seed?} push knobs
     GET    /_sandbox/requests            ?provider=&since=<seq> → {"requests": [...]}
     GET    /_sandbox/deliveries          ?provider= → {"deliveries": [...]} (one per attempt)
-    POST   /_sandbox/deliveries/drain    wait until queued push messages were attempted
+    POST   /_sandbox/deliveries/drain    ?wait_s=10: wait until queued push messages finished
 
 Provider-specific extras live under `/_sandbox/google/...` and `/_sandbox/microsoft/...`.
 """
@@ -192,7 +192,7 @@ class Control:
         return web.json_response({"deliveries": entries})
 
     async def drain(self, request: web.Request) -> web.Response:
-        await self.ctx.delivery.drain()
+        await self.ctx.delivery.drain(float(request.query.get("wait_s", "10")))
         return web.json_response({"drained": True})
 
 

@@ -23,7 +23,8 @@ import aiohttp
 if TYPE_CHECKING:
     from providers.sandbox.context import SandboxSettings
 
-STOP_GRACE = 5.0  # seconds stop() waits for in-flight deliveries before cancelling them
+STOP_GRACE = 1.0  # seconds stop() waits for in-flight deliveries before cancelling them
+DRAIN_WAIT = 10.0  # seconds drain() waits by default: enough for scaled-down retries
 MAX_LOG = 50_000  # bounded read-back
 
 
@@ -111,9 +112,11 @@ class Delivery:
         self.knobs[provider] = Knobs(**spec, rng=random.Random(seed))
 
     def reset(self) -> None:
-        """Forget knobs and the log (in-flight deliveries continue)."""
+        """Forget knobs and the log and cancel queued deliveries (they belong to the old state)."""
         self.knobs.clear()
         self.log.clear()
+        for task in list(self._tasks):
+            task.cancel()
 
     def _knobs_for(self, provider: str) -> Knobs:
         return self.knobs.get(provider) or self.knobs.get(None) or Knobs()
@@ -215,7 +218,7 @@ class Delivery:
         """Log entries, optionally for one provider."""
         return [e for e in self.log if provider is None or e["provider"] == provider]
 
-    async def drain(self, wait_s: float = STOP_GRACE) -> None:
+    async def drain(self, wait_s: float = DRAIN_WAIT) -> None:
         """Wait until every queued delivery finished (or wait_s passed)."""
         deadline = asyncio.get_running_loop().time() + wait_s
         while self._tasks:
@@ -226,7 +229,7 @@ class Delivery:
 
     async def stop(self) -> None:
         """Drain briefly, cancel stragglers, close the session."""
-        await self.drain()
+        await self.drain(STOP_GRACE)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
