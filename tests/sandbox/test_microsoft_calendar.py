@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_microsoft_support import WINDOW, Graph, new_graph, timed
+
+from tests.sandbox.test_microsoft_support import WINDOW, Graph, new_graph, timed
 
 WEEKLY = {
     "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday", "wednesday"]},

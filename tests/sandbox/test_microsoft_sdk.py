@@ -1,4 +1,4 @@
-"""Fidelity: the official msgraph-sdk, pointed at the sandbox with a static token, does a full round.
+"""Fidelity: the official msgraph-sdk, pointed at the sandbox with a static token, does a round.
 
 If the sandbox's paths, status codes or JSON shapes drifted from Graph's, the SDK's
 generated request builders and parsers would fail here.
@@ -23,6 +23,8 @@ from msgraph.generated.models.subscription import Subscription
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
     DeltaRequestBuilder,
 )
+
+from tests.sandbox.test_microsoft_support import wait_for
 
 
 class StaticToken(AuthenticationProvider):
@@ -70,6 +72,11 @@ async def client(sandbox: Any) -> tuple[GraphServiceClient, str]:
     adapter = GraphRequestAdapter(StaticToken(tokens["access_token"]))
     adapter.base_url = sandbox.graph_api
     return GraphServiceClient(request_adapter=adapter), email
+
+
+def _event_body(subject: str) -> dict[str, Any]:
+    when = {"dateTime": "2026-12-01T09:00:00", "timeZone": "UTC"}
+    return {"subject": subject, "start": when, "end": {**when, "dateTime": "2026-12-01T10:00:00"}}
 
 
 def _dtz(moment: datetime) -> DateTimeTimeZone:
@@ -186,6 +193,10 @@ async def test_sdk_creates_renews_and_deletes_a_subscription(
 
     listed = await graph.subscriptions.get()
     assert listed is not None and [s.id for s in listed.value or []] == [sub.id]
+    await sandbox.control.create_event("microsoft", email, _event_body("notified"))
+    await wait_for(lambda: bool(received))
+    (item,) = received[0]["value"]
+    assert item["subscriptionId"] == sub.id and item["clientState"] == "sdk-secret"
     await graph.subscriptions.by_subscription_id(sub.id).delete()
     listed = await graph.subscriptions.get()
     assert listed is not None and listed.value == []

@@ -68,10 +68,10 @@ async def new_graph(sandbox: Any, scope: str | None = None) -> Graph:
     return Graph(sandbox.graph_api, tokens["access_token"], email)
 
 
-async def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_for(check: Callable[[], bool], within: float = 5.0) -> None:
     """Poll until check() holds, failing after the deadline."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not check():
         if loop.time() > deadline:
             raise AssertionError("condition not met before the deadline")
