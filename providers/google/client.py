@@ -45,8 +45,10 @@ class GoogleCalendarClient:
         api_base: str | None = None,
         budget_key: str | None = None,
         interactive: bool = False,
+        page_size: int = EVENTS_PAGE_SIZE,
     ):
         self._http = http
+        self._page_size = page_size
         self._tokens = tokens
         self._base = (api_base or http.api_base).rstrip("/")
         self._budget_key = budget_key
@@ -68,7 +70,7 @@ class GoogleCalendarClient:
     ) -> AsyncIterator[ChangePage]:
         """Full sync of `window` (cursor None) or the changes since the sync token `cursor`."""
         full = cursor is None
-        params = _list_params(cursor, window)
+        params = _list_params(cursor, window, self._page_size)
         path = f"/calendars/{quote_segment(calendar_id)}/events"
         while True:
             body = await self._call("GET", path, params=params)
@@ -81,7 +83,7 @@ class GoogleCalendarClient:
                 return
             if page.events or page.quarantined:
                 yield page
-            params = {**_list_params(cursor, window), "pageToken": page_token}
+            params = {**_list_params(cursor, window, self._page_size), "pageToken": page_token}
 
     async def get_event(self, calendar_id: str, event_id: str) -> ProviderEvent:
         """One event (NotFoundError when it never existed)."""
@@ -191,13 +193,13 @@ class GoogleCalendarClient:
         return response.body
 
 
-def _list_params(cursor: str | None, window: Window) -> dict[str, str]:
+def _list_params(cursor: str | None, window: Window, page_size: int) -> dict[str, str]:
     """events.list query: a window for full syncs; only the token for incremental ones.
 
     Google rejects timeMin/timeMax beside a syncToken; showDeleted is left at its default
     (false for full syncs; incremental feeds always carry deletions).
     """
-    params = {"singleEvents": "true", "maxResults": str(EVENTS_PAGE_SIZE)}
+    params = {"singleEvents": "true", "maxResults": str(page_size)}
     if cursor is not None:
         return {**params, "syncToken": cursor}
     return {**params, "timeMin": _rfc3339(window.start), "timeMax": _rfc3339(window.end)}

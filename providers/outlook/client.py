@@ -31,7 +31,6 @@ from providers.outlook.wire import Calendar
 DELTA_PAGE_SIZE = 500
 # Every event time comes back in UTC, the only zone mapping.py needs to know.
 _PREFER_UTC = 'outlook.timezone="UTC"'
-_DELTA_HEADERS = {"Prefer": f"odata.maxpagesize={DELTA_PAGE_SIZE}, {_PREFER_UTC}"}
 _EVENT_HEADERS = {"Prefer": _PREFER_UTC}
 
 
@@ -46,8 +45,10 @@ class GraphCalendarClient:
         api_base: str | None = None,
         budget_key: str | None = None,
         interactive: bool = False,
+        page_size: int = DELTA_PAGE_SIZE,
     ):
         self._http = http
+        self._delta_headers = {"Prefer": f"odata.maxpagesize={page_size}, {_PREFER_UTC}"}
         self._tokens = tokens
         self._base = (api_base or http.api_base).rstrip("/")
         self._budget_key = budget_key
@@ -74,7 +75,7 @@ class GraphCalendarClient:
             else self._delta_start(calendar_id, window)
         )
         while url is not None:
-            body = await self._call("GET", url, headers=_DELTA_HEADERS)
+            body = await self._call("GET", url, headers=self._delta_headers)
             url = self._next(body.get("@odata.nextLink"))
             delta = None if url else body.get("@odata.deltaLink")
             if url is None and not isinstance(delta, str):
