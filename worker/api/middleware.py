@@ -1,0 +1,59 @@
+"""Request middlewares: request id, one access-log line, error envelope, metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from worker.api.errors import ApiError, error_response
+from worker.logging import get_logger
+from worker.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = get_logger("calsync.access")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id, turn every failure into the JSON envelope, log and count once."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "http_error")
+        response = error_response(exc.status, code, exc.reason or code)
+    except Exception:
+        log.exception("request.failed", method=request.method, path=request.path)
+        response = error_response(500, "internal", "internal error; see the server log with this request id")
+    response.headers["X-Request-ID"] = request_id
+    elapsed = time.perf_counter() - started
+    route = _route_name(request)
+    HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
+    HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+    log.info(
+        "http.request",
+        method=request.method,
+        route=route,
+        status=response.status,
+        duration_ms=round(elapsed * 1000, 2),
+    )
+    return response

@@ -1,0 +1,107 @@
+"""The calsync command line: serve, migrate, token, version (and more as the daemon grows)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+from worker import logging as calsync_logging
+from worker.config import ConfigError, Settings, load, with_overrides
+
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load(args.config)
+    calsync_logging.configure(settings.logging.level, settings.logging.format)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM/SIGINT."""
+    from worker.daemon import StartupError, serve
+
+    settings = _settings(args)
+    if args.port is not None:
+        settings = with_overrides(settings, server={"port": args.port})
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as exc:
+        print(f"calsync: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade the database schema to head (the embedded database when none is configured)."""
+    from worker.db.migrate import upgrade
+    from worker.embedded import embedded_postgres
+
+    settings = _settings(args)
+    if settings.database.url:
+        upgrade(settings.database.url, args.revision)
+    else:
+        with embedded_postgres(Path(settings.embedded.data_dir)) as url:
+            upgrade(url, args.revision)
+    print(f"schema at {args.revision}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a development bearer JWT for a company."""
+    from worker.api.auth import mint_token
+    from worker.embedded import with_development_secrets
+
+    settings = with_development_secrets(_settings(args))
+    if not settings.auth.jwt_secret.get_secret_value():
+        raise ConfigError("auth.jwt_secret", "needed to mint a token (HS256)")
+    print(mint_token(settings.auth, company_id=args.company, ttl_seconds=args.ttl, now=int(time.time())))
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    """Print the installed calsync version."""
+    print(f"calsync {package_version('calsync')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calsync", description="External calendar sync daemon.")
+    parser.add_argument("--config", help="TOML settings file (default: $CALSYNC_CONFIG or ./worker.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    serve = add("serve", cmd_serve, "Run the daemon: API, webhooks, scheduler (embedded servers if unconfigured).")
+    serve.add_argument("--port", type=int, help="override server.port")
+    migrate = add("migrate", cmd_migrate, "Upgrade the database schema (default: to head).")
+    migrate.add_argument("revision", nargs="?", default="head")
+    token = add("token", cmd_token, "Mint a development JWT for a company (HS256 with auth.jwt_secret).")
+    token.add_argument("--company", required=True, help="company id put in the company claim")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires")
+    add("version", cmd_version, "Print the version.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `calsync` console script and `python -m worker`."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"calsync: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
