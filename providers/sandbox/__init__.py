@@ -52,9 +52,7 @@ class SandboxControl:
         """Call a control route and return its JSON (None for 204)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
-        async with self._session.request(
-            method, f"{self.base_url}/_sandbox/{path}", **kwargs
-        ) as resp:
+        async with self._session.request(method, f"{self.base_url}/_sandbox/{path}", **kwargs) as resp:
             body = None if resp.status == 204 else await resp.json(content_type=None)
             if resp.status >= 400:
                 raise SandboxControlError(resp.status, body)
@@ -71,9 +69,7 @@ class SandboxControl:
     async def settings(self, **changes: Any) -> dict[str, Any]:
         return await self.request("POST", "settings", json=changes)
 
-    async def register_client(
-        self, provider: str, client_id: str, client_secret: str, redirect_uris: list[str]
-    ) -> Any:
+    async def register_client(self, provider: str, client_id: str, client_secret: str, redirect_uris: list[str]) -> Any:
         body = {"provider": provider, "client_id": client_id, "client_secret": client_secret}
         return await self.request("POST", "clients", json={**body, "redirect_uris": redirect_uris})
 
@@ -84,9 +80,7 @@ class SandboxControl:
         body = {"provider": provider, "email": email, "name": name}
         return await self.request("POST", "calendars", json=body)
 
-    async def issue_tokens(
-        self, provider: str, email: str, scope: str | None = None
-    ) -> dict[str, Any]:
+    async def issue_tokens(self, provider: str, email: str, scope: str | None = None) -> dict[str, Any]:
         body = {"provider": provider, "email": email, "scope": scope}
         return await self.request("POST", "tokens", json=body)
 
@@ -97,9 +91,7 @@ class SandboxControl:
         await self.request("POST", "grants/revoke", json={"provider": provider, "email": email})
 
     async def invalidate_cursors(self, provider: str, email: str | None = None) -> None:
-        await self.request(
-            "POST", "cursors/invalidate", json={"provider": provider, "email": email}
-        )
+        await self.request("POST", "cursors/invalidate", json={"provider": provider, "email": email})
 
     async def create_event(
         self, provider: str, email: str, event: dict[str, Any], calendar_id: str | None = None
@@ -128,17 +120,13 @@ class SandboxControl:
         body = {"provider": provider, "email": email, "calendar_id": calendar_id, "patch": patch}
         return await self.request("PATCH", f"events/{event_id}", json=body)
 
-    async def delete_event(
-        self, provider: str, email: str, event_id: str, calendar_id: str | None = None
-    ) -> None:
+    async def delete_event(self, provider: str, email: str, event_id: str, calendar_id: str | None = None) -> None:
         params = {"provider": provider, "email": email}
         if calendar_id is not None:
             params["calendar_id"] = calendar_id
         await self.request("DELETE", f"events/{event_id}", params=params)
 
-    async def list_events(
-        self, provider: str, email: str, calendar_id: str | None = None
-    ) -> list[dict[str, Any]]:
+    async def list_events(self, provider: str, email: str, calendar_id: str | None = None) -> list[dict[str, Any]]:
         params = {"provider": provider, "email": email}
         if calendar_id is not None:
             params["calendar_id"] = calendar_id
@@ -240,9 +228,7 @@ def load_halves(ctx: SandboxContext) -> list[ProviderHalf]:
     return halves
 
 
-async def start_sandbox(
-    *, host: str = "127.0.0.1", port: int = 0, settings: SandboxSettings | None = None
-) -> Sandbox:
+async def start_sandbox(*, host: str = "127.0.0.1", port: int = 0, settings: SandboxSettings | None = None) -> Sandbox:
     """Start the sandbox on host:port (0 = a free port) and return it running."""
     settings = settings or SandboxSettings()
 

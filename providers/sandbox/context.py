@@ -38,9 +38,7 @@ class SandboxSettings:
     notification_timeout: float = 3.0  # seconds Graph waits for a 2xx on delivery
     delivery_retry_base: float = 0.2  # seconds; real providers retry over hours, scaled down
     delivery_max_attempts: int = 5
-    refresh_grace_seconds: int = (
-        86400  # Microsoft: an old refresh token works this long after rotation
-    )
+    refresh_grace_seconds: int = 86400  # Microsoft: an old refresh token works this long after rotation
     allow_http_push: bool = True  # real Google demands https; loopback tests cannot have it
 
 
@@ -79,9 +77,7 @@ class ProviderHalf(Protocol):
 
     def reset(self) -> None: ...
 
-    def register_client(
-        self, client_id: str, client_secret: str, redirect_uris: list[str]
-    ) -> None: ...
+    def register_client(self, client_id: str, client_secret: str, redirect_uris: list[str]) -> None: ...
 
     def create_user(self, email: str) -> dict[str, Any]: ...
 
@@ -89,9 +85,7 @@ class ProviderHalf(Protocol):
 
     def issue_tokens(self, email: str, scope: str | None) -> dict[str, Any]: ...
 
-    def user_create_event(
-        self, email: str, calendar_id: str | None, body: dict[str, Any]
-    ) -> dict[str, Any]: ...
+    def user_create_event(self, email: str, calendar_id: str | None, body: dict[str, Any]) -> dict[str, Any]: ...
 
     def user_patch_event(
         self, email: str, calendar_id: str | None, event_id: str, patch: dict[str, Any]
@@ -99,9 +93,7 @@ class ProviderHalf(Protocol):
 
     def user_delete_event(self, email: str, calendar_id: str | None, event_id: str) -> None: ...
 
-    def bulk_load(
-        self, email: str, calendar_id: str | None, events: list[dict[str, Any]]
-    ) -> int: ...
+    def bulk_load(self, email: str, calendar_id: str | None, events: list[dict[str, Any]]) -> int: ...
 
     def list_events(self, email: str, calendar_id: str | None) -> list[dict[str, Any]]: ...
 

@@ -154,9 +154,7 @@ class Control:
         data = await self.body(request)
         half = self.half(request, data)
         event_id = request.match_info["event_id"]
-        event = half.user_patch_event(
-            data["email"], data.get("calendar_id"), event_id, data["patch"]
-        )
+        event = half.user_patch_event(data["email"], data.get("calendar_id"), event_id, data["patch"])
         return web.json_response(event)
 
     async def delete_event(self, request: web.Request) -> web.Response:

@@ -129,9 +129,7 @@ class Faults:
                 return rule
         return None
 
-    def error_response(
-        self, rule: FaultRule, provider: str | None, request: web.Request
-    ) -> web.Response:
+    def error_response(self, rule: FaultRule, provider: str | None, request: web.Request) -> web.Response:
         """The injected error reply: the rule's body or the provider's own error body."""
         status = rule.status or 500
         body = rule.body
@@ -160,11 +158,7 @@ class Faults:
                 response = await handler(request)
                 if rule.reset:
                     return drop_connection(request)
-                return (
-                    response
-                    if rule.status is None
-                    else self.error_response(rule, provider, request)
-                )
+                return response if rule.status is None else self.error_response(rule, provider, request)
             if rule.reset:
                 return drop_connection(request)
             if rule.status is None:

@@ -42,11 +42,7 @@ class RequestLog:
 
     def select(self, provider: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         """Entries with seq > since, optionally for one provider."""
-        return [
-            e
-            for e in self.entries
-            if e["seq"] > since and (provider is None or e["provider"] == provider)
-        ]
+        return [e for e in self.entries if e["seq"] > since and (provider is None or e["provider"] == provider)]
 
     def clear(self) -> None:
         """Forget every entry (sequence numbers keep rising)."""

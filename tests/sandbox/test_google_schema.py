@@ -18,9 +18,7 @@ if TYPE_CHECKING:
     from tests.sandbox.conftest import GoogleUser
 
 DISCOVERY = json.loads(
-    (
-        Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json"
-    ).read_text()
+    (Path(googleapiclient.__file__).parent / "discovery_cache/documents/calendar.v3.json").read_text()
 )
 SCHEMAS = DISCOVERY["schemas"]
 JSON_TYPES = {
@@ -49,9 +47,7 @@ def violations(value: Any, schema: dict[str, Any], where: str) -> list[str]:
     if not isinstance(value, expected) or (kind == "integer" and isinstance(value, bool)):
         return [f"{where}: {type(value).__name__} is not {kind}"]
     if kind == "array":
-        return [
-            p for i, v in enumerate(value) for p in violations(v, schema["items"], f"{where}[{i}]")
-        ]
+        return [p for i, v in enumerate(value) for p in violations(v, schema["items"], f"{where}[{i}]")]
     if kind == "object":
         return object_violations(value, schema, where)
     if "enum" in schema and value not in schema["enum"]:
@@ -119,9 +115,7 @@ async def test_calendar_list_list(guser: GoogleUser) -> None:
     body = await guser.ok("GET", "/users/me/calendarList", params={"maxResults": "1"})
     assert_valid(body, "calendarList", "list")
     assert body["nextPageToken"]
-    last = await guser.ok(
-        "GET", "/users/me/calendarList", params={"pageToken": body["nextPageToken"]}
-    )
+    last = await guser.ok("GET", "/users/me/calendarList", params={"pageToken": body["nextPageToken"]})
     assert_valid(last, "calendarList", "list")
 
 
@@ -164,9 +158,7 @@ async def test_events_list_incremental(guser: GoogleUser) -> None:
     event = await seeded(guser)
     full = await guser.ok("GET", "/calendars/primary/events")
     await guser.ok("DELETE", f"/calendars/primary/events/{event['id']}")
-    changes = await guser.ok(
-        "GET", "/calendars/primary/events", params={"syncToken": full["nextSyncToken"]}
-    )
+    changes = await guser.ok("GET", "/calendars/primary/events", params={"syncToken": full["nextSyncToken"]})
     assert [i["status"] for i in changes["items"]] == ["cancelled"]
     assert_valid(changes, "events", "list")
 

@@ -98,9 +98,7 @@ async def test_official_client_writes(guser: GoogleUser) -> None:
     def round_trip() -> tuple[dict[str, Any], dict[str, Any], int]:
         events_api = svc.events()
         created = events_api.insert(calendarId="primary", body=body, sendUpdates="none").execute()
-        patched = events_api.patch(
-            calendarId="primary", eventId=created["id"], body={"summary": "Moved"}
-        ).execute()
+        patched = events_api.patch(calendarId="primary", eventId=created["id"], body={"summary": "Moved"}).execute()
         events_api.delete(calendarId="primary", eventId=created["id"]).execute()
         try:
             events_api.delete(calendarId="primary", eventId=created["id"]).execute()

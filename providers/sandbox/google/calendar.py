@@ -131,9 +131,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 class CalendarApi:
     """Handlers bound to the Google half's state."""
 
-    def __init__(
-        self, state: CalendarState, grants: Grants, pusher: Pusher, base_url: Callable[[], str]
-    ):
+    def __init__(self, state: CalendarState, grants: Grants, pusher: Pusher, base_url: Callable[[], str]):
         self.state = state
         self.grants = grants
         self.pusher = pusher
@@ -144,11 +142,7 @@ class CalendarApi:
         """The caller's live access token with one of the allowed scopes."""
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
-        found = (
-            self.grants.bearer(value.strip(), self.state.clock())
-            if scheme.lower() == "bearer"
-            else None
-        )
+        found = self.grants.bearer(value.strip(), self.state.clock()) if scheme.lower() == "bearer" else None
         if found is None:
             raise auth_error()
         granted = {s.removeprefix(SCOPE_PREFIX) for s in found.scope.split()}
@@ -249,10 +243,7 @@ class CalendarApi:
             "timeZone": request.query.get("timeZone") or cal.time_zone,
             "accessRole": "owner",
             "defaultReminders": [],
-            "items": [
-                self.render(r.body, request, cal, minimal=page.minimal and r.cancelled)
-                for r in page.records
-            ],
+            "items": [self.render(r.body, request, cal, minimal=page.minimal and r.cancelled) for r in page.records],
         }
         if page.next_page_token:
             body["nextPageToken"] = page.next_page_token
@@ -273,11 +264,7 @@ class CalendarApi:
             max_results=query.max_results, page_token=query.page_token,
         )  # fmt: skip
         page = self.lister.page(cal, query)
-        items = [
-            self.render(r.body, request, cal)
-            for r in page.records
-            if r.body.get("recurringEventId") == master.id
-        ]
+        items = [self.render(r.body, request, cal) for r in page.records if r.body.get("recurringEventId") == master.id]
         body: dict[str, Any] = {
             "kind": "calendar#events",
             "etag": f'"{cal.seq}"',

@@ -92,9 +92,7 @@ class GoogleError(Exception):
         """The error as an aiohttp response (401 also carries WWW-Authenticate)."""
         headers = {}
         if self.status == 401:
-            headers["WWW-Authenticate"] = (
-                'Bearer realm="https://accounts.google.com/", error="invalid_token"'
-            )
+            headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
         return web.json_response(self.body(), status=self.status, headers=headers)
 
 

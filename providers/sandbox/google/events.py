@@ -68,9 +68,7 @@ def check_id(event_id: Any) -> str:
 
 def timestamp(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, as Google writes `updated`/`created`."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def zone(name: str, which: str) -> ZoneInfo:
@@ -122,18 +120,12 @@ def check_extended(props: Any) -> dict[str, dict[str, str]]:
             continue
         if not isinstance(values, dict):
             raise GoogleError("invalid", "Invalid extendedProperties value.")
-        kept = {
-            k: str(v)[:EXT_VALUE_MAX]
-            for k, v in values.items()
-            if v is not None and len(k) <= EXT_KEY_MAX
-        }
+        kept = {k: str(v)[:EXT_VALUE_MAX] for k, v in values.items() if v is not None and len(k) <= EXT_KEY_MAX}
         out[scope] = kept
     return out
 
 
-def parse_edt(
-    edt: Any, which: str, cal_zone: tzinfo, recurring: bool
-) -> tuple[dict[str, Any], datetime, bool]:
+def parse_edt(edt: Any, which: str, cal_zone: tzinfo, recurring: bool) -> tuple[dict[str, Any], datetime, bool]:
     """Validate one EventDateTime; return (stored form, UTC instant, all-day)."""
     if not isinstance(edt, dict) or not (edt.get("date") or edt.get("dateTime")):
         raise GoogleError("required", f"Missing {which} time.")
@@ -172,9 +164,7 @@ def normalize_times(event: dict[str, Any], cal_zone: tzinfo) -> Span:
     start, start_at, all_day = parse_edt(event["start"], "start", cal_zone, recurring)
     end, end_at, end_all_day = parse_edt(event["end"], "end", cal_zone, recurring)
     if all_day != end_all_day:
-        raise GoogleError(
-            "invalid", "Start and end times must either both be date or both be dateTime."
-        )
+        raise GoogleError("invalid", "Start and end times must either both be date or both be dateTime.")
     if end_at < start_at:
         raise GoogleError("timeRangeEmpty", location="end")
     event["start"], event["end"] = start, end

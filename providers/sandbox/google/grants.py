@@ -117,8 +117,7 @@ class Grants:
     def has_refresh(self, client_id: str, email: str) -> bool:
         """Whether the user already gave this client a live refresh token."""
         return any(
-            g.client_id == client_id and g.email == email and g.refresh_token and not g.revoked
-            for g in self.grants
+            g.client_id == client_id and g.email == email and g.refresh_token and not g.revoked for g in self.grants
         )
 
     def new_code(self, code: AuthCode) -> str:
@@ -149,9 +148,7 @@ class Grants:
             if not pkce_ok(verifier, stored.challenge, stored.method):
                 raise OAuthError("invalid_grant", "Invalid code verifier.")
         grant = Grant(len(self.grants) + 1, client.client_id, stored.email, stored.scope)
-        if stored.offline and (
-            stored.force_consent or not self.has_refresh(grant.client_id, grant.email)
-        ):
+        if stored.offline and (stored.force_consent or not self.has_refresh(grant.client_id, grant.email)):
             grant.refresh_token = self.mint_refresh(grant)
         self.grants.append(grant)
         return self.mint_access(grant, now), grant
@@ -178,9 +175,7 @@ class Grants:
             raise OAuthError("unauthorized_client", "Unauthorized")
         return self.mint_access(grant, now)
 
-    def issue_direct(
-        self, email: str, scope: str | None, now: datetime
-    ) -> tuple[AccessToken, Grant]:
+    def issue_direct(self, email: str, scope: str | None, now: datetime) -> tuple[AccessToken, Grant]:
         """Tokens for the default client without the consent dance (control route)."""
         grant = Grant(len(self.grants) + 1, DEFAULT_CLIENT[0], email, scope or DEFAULT_SCOPE)
         grant.refresh_token = self.mint_refresh(grant)

@@ -78,9 +78,7 @@ class GoogleHalf:
         except GoogleError as exc:
             raise KeyError(f"google calendar {calendar_id}") from exc
 
-    def user_create_event(
-        self, email: str, calendar_id: str | None, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    def user_create_event(self, email: str, calendar_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
         cal = self.calendar(email, calendar_id)
         return ev.render(self.as_control(lambda: self.state.insert(cal, body)), cal.zone)
 
@@ -88,9 +86,7 @@ class GoogleHalf:
         self, email: str, calendar_id: str | None, event_id: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
         cal = self.calendar(email, calendar_id)
-        return ev.render(
-            self.as_control(lambda: self.state.patch(cal, event_id, patch, None)), cal.zone
-        )
+        return ev.render(self.as_control(lambda: self.state.patch(cal, event_id, patch, None)), cal.zone)
 
     def user_delete_event(self, email: str, calendar_id: str | None, event_id: str) -> None:
         cal = self.calendar(email, calendar_id)

@@ -107,9 +107,7 @@ def check(query: Query, given: Iterable[str]) -> None:
     if query.sync_token is not None:
         clash = [name for name in FORBIDDEN_WITH_SYNC if name in given]
         if clash:
-            raise GoogleError(
-                "invalid", f"Sync token cannot be used with {clash[0]}.", location=clash[0]
-            )
+            raise GoogleError("invalid", f"Sync token cannot be used with {clash[0]}.", location=clash[0])
     if query.order_by == "startTime" and not query.single_events:
         raise GoogleError(
             "badRequest",
@@ -144,9 +142,7 @@ class Lister:
             data = {"t": "pageToken", "m": mint, "s": since, "k": key}
             return Page(chunk, snapshot.tombstones_minimal, encode(data), None)
         sync = encode({"t": "syncToken", "c": cal.id, "m": mint})
-        return Page(
-            chunk, snapshot.tombstones_minimal, None, sync if query.mints_sync_token() else None
-        )
+        return Page(chunk, snapshot.tombstones_minimal, None, sync if query.mints_sync_token() else None)
 
     def sync_start(self, cal: Calendar, query: Query) -> int | None:
         """The sequence a sync token was minted at; 410 if it was invalidated."""
@@ -181,9 +177,7 @@ class Lister:
         pairs = sorted(((sort_key(r, query), r) for r in items), key=lambda p: p[0])
         return Snapshot([p[0] for p in pairs], [p[1] for p in pairs], not query.show_deleted)
 
-    def items(
-        self, cal: Calendar, query: Query, candidates: list[Record], changes: bool
-    ) -> Iterable[Record]:
+    def items(self, cal: Calendar, query: Query, candidates: list[Record], changes: bool) -> Iterable[Record]:
         """Candidates after filtering and (with singleEvents) series expansion."""
         ids = {r.id for r in candidates}
         for record in candidates:
@@ -196,9 +190,7 @@ class Lister:
             elif visible(record, query, changes) and in_window(record, query):
                 yield record
 
-    def instances(
-        self, cal: Calendar, master: Record, query: Query, changes: bool
-    ) -> Iterable[Record]:
+    def instances(self, cal: Calendar, master: Record, query: Query, changes: bool) -> Iterable[Record]:
         """A series' instances in the window, exceptions in place of the originals."""
         if master.cancelled and not changes:
             return

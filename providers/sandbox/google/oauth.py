@@ -10,6 +10,7 @@ See https://developers.google.com/identity/protocols/oauth2/web-server
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -137,18 +138,14 @@ class OAuthApi:
             return auth.fail("login_required")
         assert auth.client is not None
         if not any(
-            g.email == email and g.client_id == auth.client.client_id and not g.revoked
-            for g in self.grants.grants
+            g.email == email and g.client_id == auth.client.client_id and not g.revoked for g in self.grants.grants
         ):
             return auth.fail("consent_required")
         return self.grant_code(auth, email)
 
     def consent_page(self, auth: AuthRequest) -> web.Response:
         """The HTML form with Allow and Deny."""
-        hidden = "\n".join(
-            f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
-            for k, v in auth.params.items()
-        )
+        hidden = "\n".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in auth.params.items())
         text = PAGE.format(
             client=html.escape(auth.params["client_id"]),
             scope=html.escape(auth.params["scope"]),
@@ -192,9 +189,7 @@ class OAuthApi:
             expires_at=self.clock() + timedelta(seconds=self.settings.auth_code_ttl),
         )
         value = self.grants.new_code(code)
-        return redirect(
-            auth.redirect_uri, {"code": value, "scope": p["scope"], "state": auth.state}
-        )
+        return redirect(auth.redirect_uri, {"code": value, "scope": p["scope"], "state": auth.state})
 
     async def token(self, request: web.Request) -> web.Response:
         """POST /token: authorization_code and refresh_token grants."""
@@ -242,7 +237,7 @@ class OAuthApi:
         return body
 
     def id_token(self, grant: Grant, client: Client) -> str:
-        """An OIDC id_token, HS256-signed with the client secret (the sandbox has no keys)."""
+        """An OIDC id_token, HS256-signed with sha256(client secret) (the sandbox has no keys)."""
         now = self.clock()
         user = self.state.users.get(grant.email)
         claims = {
@@ -254,7 +249,8 @@ class OAuthApi:
             "iat": int(now.timestamp()),
             "exp": int(now.timestamp()) + self.settings.access_token_ttl,
         }
-        return jwt.encode(claims, client.secret, algorithm="HS256")
+        key = hashlib.sha256(client.secret.encode()).digest()
+        return jwt.encode(claims, key, algorithm="HS256")
 
     async def revoke(self, request: web.Request) -> web.Response:
         """POST /revoke?token=…: revoke the grant behind an access or refresh token."""

@@ -71,9 +71,7 @@ def make_instance(master: Record, local: datetime, cal_zone: tzinfo) -> Record:
     return Record(body, master.seq, master.ordinal, span)
 
 
-def expand(
-    master: Record, cal_zone: tzinfo, window_start: datetime | None, window_end: datetime
-) -> list[Record]:
+def expand(master: Record, cal_zone: tzinfo, window_start: datetime | None, window_end: datetime) -> list[Record]:
     """Unmodified instances of a series overlapping the UTC window."""
     start = anchor(master, cal_zone)
     lower = None if window_start is None else to_frame(window_start, master, cal_zone)

@@ -254,16 +254,15 @@ class CalendarState:
             if fixed in record.body:
                 event[fixed] = record.body[fixed]
         span = ev.normalize_times(event, cal.zone)
-        if span != record.span and "sequence" not in event:
-            event["sequence"] = int(record.body.get("sequence", 0)) + 1
+        previous = int(record.body.get("sequence", 0))
+        if span != record.span and int(event.get("sequence", previous)) <= previous:
+            event["sequence"] = previous + 1  # a reschedule is a new iCalendar revision
         created = record.body.get("created") or ev.timestamp(self.clock())
         body = self.decorate(cal, event, created=created)
         self.commit(cal, body, span, record.ordinal)
         return body
 
-    def update(
-        self, cal: Calendar, event_id: str, body: dict[str, Any], if_match: str | None
-    ) -> dict[str, Any]:
+    def update(self, cal: Calendar, event_id: str, body: dict[str, Any], if_match: str | None) -> dict[str, Any]:
         """events.update: full replacement (omitted fields are dropped)."""
         record = self.existing(cal, event_id, if_match)
         event = ev.clean(body)
@@ -273,9 +272,7 @@ class CalendarState:
         event.setdefault("sequence", record.body.get("sequence", 0))
         return self.replace(cal, record, event)
 
-    def patch(
-        self, cal: Calendar, event_id: str, patch: dict[str, Any], if_match: str | None
-    ) -> dict[str, Any]:
+    def patch(self, cal: Calendar, event_id: str, patch: dict[str, Any], if_match: str | None) -> dict[str, Any]:
         """events.patch: merge; `null` removes a key (extendedProperties entries too)."""
         record = self.existing(cal, event_id, if_match)
         ev.clean({k: v for k, v in patch.items() if v is not None})
@@ -330,9 +327,7 @@ class CalendarState:
             raise GoogleError("push.channelTypeNotSupported", "Unknown channel type.")
         address = spec.get("address") or ""
         if not address:
-            raise GoogleError(
-                "push.webhookUrlNoHostOrAddress", "WebHook callback must have an address"
-            )
+            raise GoogleError("push.webhookUrlNoHostOrAddress", "WebHook callback must have an address")
         if not address.startswith("https://") and not self.settings.allow_http_push:
             raise GoogleError("push.webhookUrlNotHttps", "WebHook callback must be HTTPS")
         channel = Channel(
