@@ -231,9 +231,7 @@ async def serve_api(deps: Deps) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def api(
-    settings: Settings, engine: AsyncEngine, redis: Redis, http: aiohttp.ClientSession
-) -> AsyncIterator[Api]:
+async def api(settings: Settings, engine: AsyncEngine, redis: Redis, http: aiohttp.ClientSession) -> AsyncIterator[Api]:
     """The API with providers pointing nowhere (for tests that need no provider)."""
     deps = make_deps(settings, engine, redis, http)
     async with serve_api(deps) as url:

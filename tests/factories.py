@@ -43,7 +43,9 @@ async def make_link(
     sessions: async_sessionmaker[AsyncSession], *, connection: ExternalCalendar, calendar_id: str = "primary", **kw: Any
 ) -> CalendarLink:
     async with sessions() as session, session.begin():
-        link = CalendarLink(connection_id=connection.id, resource_id=connection.resource_id, calendar_id=calendar_id, **kw)
+        link = CalendarLink(
+            connection_id=connection.id, resource_id=connection.resource_id, calendar_id=calendar_id, **kw
+        )
         session.add(link)
         await session.flush()
         return link

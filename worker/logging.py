@@ -58,9 +58,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         redact_secrets,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
     )
     numeric = getattr(logging, level.upper())
     structlog.configure(

@@ -8,8 +8,9 @@ Create Date: 2026-11-24 15:53:13.659355
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -86,9 +87,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "status IN ('confirmed', 'cancelled')", name=op.f("ck_appointments_status")
-        ),
+        sa.CheckConstraint("status IN ('confirmed', 'cancelled')", name=op.f("ck_appointments_status")),
         sa.CheckConstraint("end_at > start_at", name=op.f("ck_appointments_end_after_start")),
         sa.ForeignKeyConstraint(
             ["resource_id"],
@@ -131,9 +130,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "provider IN ('google', 'outlook')", name=op.f("ck_external_calendars_provider")
-        ),
+        sa.CheckConstraint("provider IN ('google', 'outlook')", name=op.f("ck_external_calendars_provider")),
         sa.CheckConstraint(
             "status IN ('pending', 'active', 'reauth_required', 'error')",
             name=op.f("ck_external_calendars_status"),
@@ -145,9 +142,7 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_external_calendars")),
-        sa.UniqueConstraint(
-            "oauth_state_hash", name=op.f("uq_external_calendars_oauth_state_hash")
-        ),
+        sa.UniqueConstraint("oauth_state_hash", name=op.f("uq_external_calendars_oauth_state_hash")),
     )
     op.create_index(
         op.f("ix_external_calendars_resource_id"),
@@ -177,12 +172,8 @@ def upgrade() -> None:
         sa.Column("push_last_message_number", sa.BigInteger(), nullable=True),
         sa.Column("push_error", sa.Text(), nullable=True),
         sa.Column("sync_requested_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "sync_interactive", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
-        sa.Column(
-            "full_sync_requested", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("sync_interactive", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        sa.Column("full_sync_requested", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("lease_owner", sa.String(length=128), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
@@ -220,14 +211,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_links")),
-        sa.UniqueConstraint(
-            "connection_id", "calendar_id", name="uq_calendar_links_connection_calendar"
-        ),
+        sa.UniqueConstraint("connection_id", "calendar_id", name="uq_calendar_links_connection_calendar"),
         sa.UniqueConstraint("push_id", name=op.f("uq_calendar_links_push_id")),
     )
-    op.create_index(
-        op.f("ix_calendar_links_connection_id"), "calendar_links", ["connection_id"], unique=False
-    )
+    op.create_index(op.f("ix_calendar_links_connection_id"), "calendar_links", ["connection_id"], unique=False)
     op.create_index(
         "ix_calendar_links_due",
         "calendar_links",
@@ -264,9 +251,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('running', 'succeeded', 'failed')", name=op.f("ck_sync_jobs_status")
-        ),
+        sa.CheckConstraint("status IN ('running', 'succeeded', 'failed')", name=op.f("ck_sync_jobs_status")),
         sa.CheckConstraint("end_date > start_date", name=op.f("ck_sync_jobs_end_after_start")),
         sa.ForeignKeyConstraint(
             ["connection_id"],
@@ -305,9 +290,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "state IN ('pending', 'waiting_calendar', 'failed')", name=op.f("ck_write_outbox_state")
-        ),
+        sa.CheckConstraint("state IN ('pending', 'waiting_calendar', 'failed')", name=op.f("ck_write_outbox_state")),
         sa.ForeignKeyConstraint(
             ["appointment_id"],
             ["appointments.id"],
@@ -358,9 +341,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("appointment_id", name=op.f("pk_appointment_events")),
     )
-    op.create_index(
-        op.f("ix_appointment_events_link_id"), "appointment_events", ["link_id"], unique=False
-    )
+    op.create_index(op.f("ix_appointment_events_link_id"), "appointment_events", ["link_id"], unique=False)
     op.create_table(
         "quarantined_events",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -387,9 +368,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantined_events")),
-        sa.UniqueConstraint(
-            "link_id", "provider_event_id", name="uq_quarantined_events_link_event"
-        ),
+        sa.UniqueConstraint("link_id", "provider_event_id", name="uq_quarantined_events_link_event"),
     )
     op.create_table(
         "unavailability",
@@ -403,9 +382,7 @@ def upgrade() -> None:
         sa.Column("show_as", sa.String(length=24), server_default="busy", nullable=False),
         sa.Column("rule", sa.String(length=32), server_default="busy", nullable=False),
         sa.Column("etag", sa.String(length=256), nullable=True),
-        sa.Column(
-            "synced_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("synced_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint(
             "show_as IN ('busy', 'tentative', 'oof', 'working_elsewhere', 'free', 'unknown')",
             name=op.f("ck_unavailability_show_as"),

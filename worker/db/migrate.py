@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from alembic import command
-
 from worker.db.engine import alembic_config
 
 

@@ -28,7 +28,12 @@ async def ensure_company(*, session: AsyncSession, company_id: str, name: str = 
 
 
 async def create_resource(
-    *, session: AsyncSession, resource_id: str, company_id: str, name: str = "", timezone: str = "UTC",
+    *,
+    session: AsyncSession,
+    resource_id: str,
+    company_id: str,
+    name: str = "",
+    timezone: str = "UTC",
     settings: dict[str, Any] | None = None,
 ) -> Resource:
     """Insert a resource (and its company if new)."""

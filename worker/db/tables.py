@@ -62,9 +62,7 @@ class Resource(Base):
     __tablename__ = "resources"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    company_id: Mapped[str] = mapped_column(
-        ForeignKey("companies.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), nullable=False, index=True)
     name: Mapped[str] = mapped_column(String(200), server_default="", nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC", nullable=False)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"), nullable=False)
@@ -158,7 +156,9 @@ class Unavailability(Base):
     __table_args__ = (
         UniqueConstraint("link_id", "provider_event_id", name="uq_unavailability_link_event"),
         CheckConstraint("end_at > start_at", name="end_after_start"),
-        CheckConstraint("show_as IN ('busy', 'tentative', 'oof', 'working_elsewhere', 'free', 'unknown')", name="show_as"),
+        CheckConstraint(
+            "show_as IN ('busy', 'tentative', 'oof', 'working_elsewhere', 'free', 'unknown')", name="show_as"
+        ),
         Index("ix_unavailability_resource_range", "resource_id", "start_at", "end_at"),
     )
 
@@ -239,10 +239,10 @@ class AppointmentEvent(Base):
 
     __tablename__ = "appointment_events"
 
-    appointment_id: Mapped[str] = mapped_column(
-        ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True
+    appointment_id: Mapped[str] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True)
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("calendar_links.id", ondelete="CASCADE"), nullable=False, index=True
     )
-    link_id: Mapped[int] = mapped_column(ForeignKey("calendar_links.id", ondelete="CASCADE"), nullable=False, index=True)
     provider_event_id: Mapped[str | None] = mapped_column(String(1100))
     etag: Mapped[str | None] = mapped_column(String(256))
     written_version: Mapped[int | None] = mapped_column(BigInteger)
