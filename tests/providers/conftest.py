@@ -54,6 +54,7 @@ class Account:
     tokens: AccessTokens
     client: GoogleCalendarClient | GraphCalendarClient
     refreshes: list[tuple[str, datetime, str | None]] = field(default_factory=list)
+    issued: dict[str, Any] = field(default_factory=dict)  # the sandbox's token answer
 
     def event(self, start: datetime, minutes: int = 60, title: str = "busy") -> dict[str, Any]:
         """A provider-native event body for the sandbox's user-side routes."""
@@ -95,9 +96,7 @@ async def _clean_sandbox(sandbox: Sandbox) -> None:
     await sandbox.control.reset()
 
 
-def provider_http(
-    sandbox: Sandbox, session: aiohttp.ClientSession, provider: str, **kw: Any
-) -> ProviderHttp:
+def provider_http(sandbox: Sandbox, session: aiohttp.ClientSession, provider: str, **kw: Any) -> ProviderHttp:
     """A ProviderHttp configured for the sandbox's Google or Graph API."""
     if provider == "google":
         return ProviderHttp(
@@ -175,7 +174,7 @@ def account(sandbox: Sandbox, http_session: aiohttp.ClientSession) -> MakeAccoun
         paging = {"page_size": page_size} if page_size else {}
         client = cls(http, tokens, budget_key=f"{provider}:{email}", **paging)
         calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
-        return Account(provider, email, calendar_id, http, oauth, tokens, client, refreshes)
+        return Account(provider, email, calendar_id, http, oauth, tokens, client, refreshes, issued)
 
     return make
 

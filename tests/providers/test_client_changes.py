@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -46,19 +47,11 @@ async def test_full_sync_pages_and_cursor_only_on_the_last_page(
     assert all(e.start.tzinfo is not None and not e.removed for e in seen)  # type: ignore[union-attr]
 
 
-async def test_incremental_sync_returns_only_changes(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_incremental_sync_returns_only_changes(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
-    keep = await sandbox.control.create_event(
-        provider, acct.email, acct.event(T0, title="keep"), acct.calendar_id
-    )
-    move = await sandbox.control.create_event(
-        provider, acct.email, acct.event(T0, title="move"), acct.calendar_id
-    )
-    drop = await sandbox.control.create_event(
-        provider, acct.email, acct.event(T0, title="drop"), acct.calendar_id
-    )
+    keep = await sandbox.control.create_event(provider, acct.email, acct.event(T0, title="keep"), acct.calendar_id)
+    move = await sandbox.control.create_event(provider, acct.email, acct.event(T0, title="move"), acct.calendar_id)
+    drop = await sandbox.control.create_event(provider, acct.email, acct.event(T0, title="drop"), acct.calendar_id)
     cursor = (await pages(acct, None))[-1].next_cursor
     assert cursor
 
@@ -100,9 +93,7 @@ async def test_no_change_incremental_sync_is_one_round_trip(
     assert len(await api_requests(sandbox, provider, since)) == 1
 
 
-async def test_invalidated_cursor_raises_cursor_expired(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_invalidated_cursor_raises_cursor_expired(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
     await sandbox.control.create_event(provider, acct.email, acct.event(T0), acct.calendar_id)
     cursor = (await pages(acct, None))[-1].next_cursor
@@ -146,9 +137,7 @@ async def test_all_day_and_free_events_keep_their_meaning(
     assert events["free"].show_as == "free"
 
 
-async def test_recurring_series_arrive_as_instances(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_recurring_series_arrive_as_instances(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
     if provider == "google":
         body = {
@@ -173,12 +162,10 @@ async def test_recurring_series_arrive_as_instances(
     assert {e.series_id for e in instances} == {master["id"]}
     assert len({e.id for e in instances}) == 5
     starts = sorted(e.start for e in instances)  # type: ignore[type-var]
-    assert all(b - a == timedelta(days=1) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(starts))
 
 
-async def test_list_calendars_includes_added_calendars(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_list_calendars_includes_added_calendars(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
     extra = await sandbox.control.add_calendar(provider, acct.email, "Team")
 
@@ -188,17 +175,11 @@ async def test_list_calendars_includes_added_calendars(
     assert calendars[extra["id"]].name == "Team" and not calendars[extra["id"]].primary
 
 
-async def test_second_calendar_syncs_separately(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_second_calendar_syncs_separately(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
     extra = await sandbox.control.add_calendar(provider, acct.email, "Team")
-    await sandbox.control.create_event(
-        provider, acct.email, acct.event(T0, title="team"), extra["id"]
-    )
-    await sandbox.control.create_event(
-        provider, acct.email, acct.event(T0, title="mine"), acct.calendar_id
-    )
+    await sandbox.control.create_event(provider, acct.email, acct.event(T0, title="team"), extra["id"])
+    await sandbox.control.create_event(provider, acct.email, acct.event(T0, title="mine"), acct.calendar_id)
 
     other = replace(acct, calendar_id=extra["id"])
     assert [e.summary for p in await pages(other, None) for e in p.events] == ["team"]

@@ -20,20 +20,12 @@ CALENDARS = {"google": r"/users/me/calendarList$", "microsoft": r"/me/calendars$
 
 
 async def calendar_requests(sandbox: Sandbox, provider: str) -> list[dict]:
-    return [
-        r
-        for r in await sandbox.control.requests(provider)
-        if r["path"].endswith(("calendarList", "calendars"))
-    ]
+    return [r for r in await sandbox.control.requests(provider) if r["path"].endswith(("calendarList", "calendars"))]
 
 
-async def test_429_retry_after_is_honoured(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_429_retry_after_is_honoured(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], status=429, retry_after=0.3, count=2
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], status=429, retry_after=0.3, count=2)
 
     started = time.monotonic()
     with capture_logs() as logs:
@@ -62,9 +54,7 @@ async def test_google_rate_limit_403_is_retried(sandbox: Sandbox, account: MakeA
             "message": "User Rate Limit Exceeded",
         }
     }
-    await sandbox.control.add_fault(
-        provider="google", path=CALENDARS["google"], status=403, body=body, count=1
-    )
+    await sandbox.control.add_fault(provider="google", path=CALENDARS["google"], status=403, body=body, count=1)
 
     assert await acct.client.list_calendars()
     assert [r["status"] for r in await calendar_requests(sandbox, "google")] == [403, 200]
@@ -74,41 +64,29 @@ async def test_other_403_is_permanent(sandbox: Sandbox, account: MakeAccount) ->
     acct = await account("google")
     body = {
         "error": {
-            "errors": [
-                {"domain": "calendar", "reason": "forbiddenForNonOrganizer", "message": "no"}
-            ],
+            "errors": [{"domain": "calendar", "reason": "forbiddenForNonOrganizer", "message": "no"}],
             "code": 403,
             "message": "no",
         }
     }
-    await sandbox.control.add_fault(
-        provider="google", path=CALENDARS["google"], status=403, body=body, count=1
-    )
+    await sandbox.control.add_fault(provider="google", path=CALENDARS["google"], status=403, body=body, count=1)
 
     with pytest.raises(errors.ForbiddenError):
         await acct.client.list_calendars()
     assert len(await calendar_requests(sandbox, "google")) == 1
 
 
-async def test_burst_of_503_is_survived(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_burst_of_503_is_survived(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], status=503, count=4
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], status=503, count=4)
 
     assert await acct.client.list_calendars()
     assert [r["status"] for r in await calendar_requests(sandbox, provider)] == [503] * 4 + [200]
 
 
-async def test_connection_resets_are_retried(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_connection_resets_are_retried(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider)
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], reset=True, count=2
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], reset=True, count=2)
 
     with capture_logs() as logs:
         assert await acct.client.list_calendars()
@@ -119,13 +97,9 @@ async def test_connection_resets_are_retried(
     assert retried in (["UnavailableError"], ["UnavailableError"] * 2)
 
 
-async def test_slow_answer_times_out_and_is_retried(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_slow_answer_times_out_and_is_retried(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider, timeout_seconds=0.3)
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], latency_ms=1000, status=200, count=1
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], latency_ms=1000, status=200, count=1)
 
     with capture_logs() as logs:
         assert await acct.client.list_calendars()
@@ -134,22 +108,16 @@ async def test_slow_answer_times_out_and_is_retried(
 
 async def test_attempt_cap_gives_up(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider, policy=RetryPolicy(attempts=3, base=0.01, cap=0.02, deadline=10))
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], status=503, count=100
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], status=503, count=100)
 
     with pytest.raises(errors.UnavailableError):
         await acct.client.list_calendars()
     assert len(await calendar_requests(sandbox, provider)) == 3
 
 
-async def test_deadline_refuses_a_wait_past_it(
-    sandbox: Sandbox, account: MakeAccount, provider: str
-) -> None:
+async def test_deadline_refuses_a_wait_past_it(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:
     acct = await account(provider, policy=RetryPolicy(attempts=5, base=0.01, cap=0.02, deadline=5))
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], status=429, retry_after=60, count=1
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], status=429, retry_after=60, count=1)
 
     with pytest.raises(errors.RateLimitedError) as caught:
         await acct.client.list_calendars()
@@ -170,9 +138,7 @@ async def test_client_errors_are_not_retried(
     sandbox: Sandbox, account: MakeAccount, provider: str, status: int, error: type[Exception]
 ) -> None:
     acct = await account(provider)
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], status=status, count=1
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], status=status, count=1)
 
     with pytest.raises(error):
         await acct.client.list_calendars()
@@ -203,9 +169,7 @@ async def test_every_attempt_holds_a_budget_slot_and_429_feeds_back(
 ) -> None:
     budget = RecordingBudget()
     acct = await account(provider, budget=budget)
-    await sandbox.control.add_fault(
-        provider=provider, path=CALENDARS[provider], status=429, retry_after=0.05, count=1
-    )
+    await sandbox.control.add_fault(provider=provider, path=CALENDARS[provider], status=429, retry_after=0.05, count=1)
 
     await acct.client.list_calendars()
 

@@ -70,9 +70,7 @@ def test_cancelled_tombstone_with_only_an_id() -> None:
 
 
 def test_recurring_instance_keeps_its_series() -> None:
-    event = parsed(
-        ev(id="abc_20260504T090000Z", recurringEventId="abc", originalStartTime=TIMED["start"])
-    )
+    event = parsed(ev(id="abc_20260504T090000Z", recurringEventId="abc", originalStartTime=TIMED["start"]))
     assert (event.id, event.series_id) == ("abc_20260504T090000Z", "abc")
 
 
@@ -115,25 +113,12 @@ def test_owner_response_comes_from_the_self_attendee(status: str, expected: str)
 
 
 def test_no_self_attendee_means_no_response() -> None:
-    assert (
-        parsed(ev(attendees=[{"email": "a@x.test", "responseStatus": "declined"}])).self_response
-        is None
-    )
+    assert parsed(ev(attendees=[{"email": "a@x.test", "responseStatus": "declined"}])).self_response is None
 
 
 def test_calsync_tag_is_read_from_private_properties() -> None:
-    assert (
-        parsed(
-            ev(extendedProperties={"private": {"calsyncAppointmentId": "appt-9"}})
-        ).appointment_tag
-        == "appt-9"
-    )
-    assert (
-        parsed(
-            ev(extendedProperties={"shared": {"calsyncAppointmentId": "appt-9"}})
-        ).appointment_tag
-        is None
-    )
+    assert parsed(ev(extendedProperties={"private": {"calsyncAppointmentId": "appt-9"}})).appointment_tag == "appt-9"
+    assert parsed(ev(extendedProperties={"shared": {"calsyncAppointmentId": "appt-9"}})).appointment_tag is None
 
 
 QUARANTINE_CASES = [
@@ -152,12 +137,8 @@ QUARANTINE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "raw", "has_bounds"), QUARANTINE_CASES, ids=[c[0] for c in QUARANTINE_CASES]
-)
-def test_unreadable_events_are_quarantined(
-    case: str, raw: dict[str, Any], has_bounds: bool
-) -> None:
+@pytest.mark.parametrize(("case", "raw", "has_bounds"), QUARANTINE_CASES, ids=[c[0] for c in QUARANTINE_CASES])
+def test_unreadable_events_are_quarantined(case: str, raw: dict[str, Any], has_bounds: bool) -> None:
     result = parse_event(raw)
     assert isinstance(result, Quarantined)
     assert result.reason and result.raw == raw
@@ -205,15 +186,11 @@ def test_written_appointment_is_recognised_and_skipped() -> None:
 
 
 @given(
-    st.datetimes(
-        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    ),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
     st.integers(min_value=1, max_value=60 * 24 * 10),
     st.sampled_from(["UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kathmandu"]),
 )
-def test_appointment_round_trips_through_the_event_json(
-    start: datetime, minutes: int, zone: str
-) -> None:
+def test_appointment_round_trips_through_the_event_json(start: datetime, minutes: int, zone: str) -> None:
     body = AppointmentBody("a", "t", start, start + timedelta(minutes=minutes), zone)
     event = parsed({**appointment_body(body), "id": "x1234"})
     assert (event.start, event.end, event.appointment_tag) == (body.start, body.end, "a")
@@ -221,9 +198,7 @@ def test_appointment_round_trips_through_the_event_json(
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
 fields = st.sampled_from(

@@ -55,9 +55,7 @@ def test_timed_event_with_seven_fractional_digits() -> None:
 
 
 def test_iana_zone_is_honoured() -> None:
-    event = parsed(
-        ev(start={"dateTime": "2026-05-04T11:00:00.0000000", "timeZone": "Europe/Berlin"})
-    )
+    event = parsed(ev(start={"dateTime": "2026-05-04T11:00:00.0000000", "timeZone": "Europe/Berlin"}))
     assert event.start == datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
 
@@ -72,9 +70,7 @@ def test_all_day_event_keeps_dates() -> None:
 
 
 def test_removed_delta_entry() -> None:
-    event = parsed(
-        {"@odata.type": "#microsoft.graph.event", "id": "x", "@removed": {"reason": "deleted"}}
-    )
+    event = parsed({"@odata.type": "#microsoft.graph.event", "id": "x", "@removed": {"reason": "deleted"}})
     assert (event.id, event.removed, event.start) == ("x", True, None)
 
 
@@ -137,12 +133,8 @@ QUARANTINE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "raw", "has_bounds"), QUARANTINE_CASES, ids=[c[0] for c in QUARANTINE_CASES]
-)
-def test_unreadable_events_are_quarantined(
-    case: str, raw: dict[str, Any], has_bounds: bool
-) -> None:
+@pytest.mark.parametrize(("case", "raw", "has_bounds"), QUARANTINE_CASES, ids=[c[0] for c in QUARANTINE_CASES])
+def test_unreadable_events_are_quarantined(case: str, raw: dict[str, Any], has_bounds: bool) -> None:
     result = parse_event(raw)
     assert isinstance(result, Quarantined)
     assert result.reason and result.raw == raw
@@ -164,9 +156,7 @@ BODY = AppointmentBody(
 def test_appointment_body_shape() -> None:
     body = appointment_body(BODY)
     assert body["start"] == {"dateTime": "2026-05-04T09:00:00.0000000", "timeZone": "UTC"}
-    assert body["singleValueExtendedProperties"] == [
-        {"id": APPOINTMENT_PROPERTY_ID, "value": "appt-7"}
-    ]
+    assert body["singleValueExtendedProperties"] == [{"id": APPOINTMENT_PROPERTY_ID, "value": "appt-7"}]
     assert body["location"] == {"displayName": "Salon"}
     assert "attendees" not in body and "client@x.test" in body["body"]["content"]
     assert (body["subject"], body["showAs"], body["isAllDay"]) == ("Haircut", "busy", False)
@@ -180,9 +170,7 @@ def test_written_appointment_is_recognised_and_skipped() -> None:
 
 
 @given(
-    st.datetimes(
-        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    ),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
     st.integers(min_value=1, max_value=60 * 24 * 10),
 )
 def test_appointment_round_trips_through_the_event_json(start: datetime, minutes: int) -> None:
@@ -193,9 +181,7 @@ def test_appointment_round_trips_through_the_event_json(start: datetime, minutes
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
 fields = st.sampled_from(

@@ -84,9 +84,7 @@ RULE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "event", "policy", "rule"), RULE_CASES, ids=[c[0] for c in RULE_CASES]
-)
+@pytest.mark.parametrize(("case", "event", "policy", "rule"), RULE_CASES, ids=[c[0] for c in RULE_CASES])
 def test_rule_table(case: str, event: ProviderEvent, policy: BusyPolicy, rule: str | None) -> None:
     result = busy(event, policy)
     assert (result.rule if result else None) == rule
@@ -144,9 +142,7 @@ def test_clipped_at_both_window_edges() -> None:
     assert (result.start, result.end) == (window.start, window.end)
 
 
-@pytest.mark.parametrize(
-    "shift", [timedelta(hours=-1), timedelta(hours=1)], ids=["before", "after"]
-)
+@pytest.mark.parametrize("shift", [timedelta(hours=-1), timedelta(hours=1)], ids=["before", "after"])
 def test_nothing_outside_the_window(shift: timedelta) -> None:
     # The window ends exactly where the event starts (or starts where it ends): half-open.
     window = Window(T0 + shift, T0 + shift + timedelta(hours=1))
@@ -180,9 +176,7 @@ ZONES = st.sampled_from(
     ]
 )
 instants = st.builds(
-    lambda minutes, tz: (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)).astimezone(
-        tz
-    ),
+    lambda minutes, tz: (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)).astimezone(tz),
     st.integers(min_value=-60 * 24 * 30, max_value=60 * 24 * 400),
     ZONES,
 )
@@ -205,12 +199,8 @@ def events(draw: st.DrawFn) -> ProviderEvent:
         start=span[0],  # type: ignore[arg-type]
         end=span[1],  # type: ignore[arg-type]
         all_day=is_all_day,
-        show_as=draw(
-            st.sampled_from(["busy", "free", "tentative", "oof", "working_elsewhere", "unknown"])
-        ),
-        self_response=draw(
-            st.sampled_from([None, "accepted", "declined", "tentative", "needs_action"])
-        ),
+        show_as=draw(st.sampled_from(["busy", "free", "tentative", "oof", "working_elsewhere", "unknown"])),
+        self_response=draw(st.sampled_from([None, "accepted", "declined", "tentative", "needs_action"])),
         appointment_tag=draw(st.sampled_from([None, "appt"])),
     )
 
