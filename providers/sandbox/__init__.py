@@ -22,7 +22,7 @@ from providers.sandbox.faults import Faults
 from providers.sandbox.requests_log import RequestLog
 from providers.sandbox.server import build_app
 
-__all__ = ["Sandbox", "SandboxControl", "SandboxSettings", "start_sandbox"]
+__all__ = ["Sandbox", "SandboxControl", "SandboxControlError", "SandboxSettings", "start_sandbox"]
 
 log = logging.getLogger(__name__)
 
