@@ -46,9 +46,7 @@ async def test_create_returns_201_with_weak_etag_and_changekey(graph: Graph) -> 
 
 
 async def test_transaction_id_makes_create_idempotent(graph: Graph, sandbox: Any) -> None:
-    body = timed(
-        "2026-12-01T09:00:00", "2026-12-01T10:00:00", subject="once", transactionId="txn-42"
-    )
+    body = timed("2026-12-01T09:00:00", "2026-12-01T10:00:00", subject="once", transactionId="txn-42")
     first = await graph.call("POST", "/me/calendar/events", json=body)
     second = await graph.call("POST", "/me/events", json=body)
     assert first.body["id"] == second.body["id"] and second.body["transactionId"] == "txn-42"
@@ -56,19 +54,11 @@ async def test_transaction_id_makes_create_idempotent(graph: Graph, sandbox: Any
 
 
 async def test_patch_changes_etag_and_if_match_conflicts(graph: Graph) -> None:
-    created = (
-        await graph.call(
-            "POST", "/me/events", json=timed("2026-12-01T09:00:00", "2026-12-01T10:00:00")
-        )
-    ).body
+    created = (await graph.call("POST", "/me/events", json=timed("2026-12-01T09:00:00", "2026-12-01T10:00:00"))).body
     path = f"/me/events/{created['id']}"
-    patched = await graph.call(
-        "PATCH", path, json={"subject": "new"}, headers={"If-Match": created["@odata.etag"]}
-    )
+    patched = await graph.call("PATCH", path, json={"subject": "new"}, headers={"If-Match": created["@odata.etag"]})
     assert patched.status == 200 and patched.body["changeKey"] != created["changeKey"]
-    stale = await graph.call(
-        "PATCH", path, json={"subject": "late"}, headers={"If-Match": created["@odata.etag"]}
-    )
+    stale = await graph.call("PATCH", path, json={"subject": "late"}, headers={"If-Match": created["@odata.etag"]})
     assert stale.status == 412 and stale.body["error"]["code"] == "ErrorIrresolvableConflict"
     stale_delete = await graph.call("DELETE", path, headers={"If-Match": created["@odata.etag"]})
     assert stale_delete.status == 412
@@ -87,9 +77,7 @@ async def test_unknown_property_is_rejected(graph: Graph) -> None:
 async def test_all_day_needs_midnights_in_one_zone(graph: Graph) -> None:
     bad = timed("2026-12-01T09:00:00", "2026-12-02T00:00:00", isAllDay=True)
     assert (await graph.call("POST", "/me/events", json=bad)).status == 400
-    good = timed(
-        "2026-12-01T00:00:00", "2026-12-03T00:00:00", "Pacific Standard Time", isAllDay=True
-    )
+    good = timed("2026-12-01T00:00:00", "2026-12-03T00:00:00", "Pacific Standard Time", isAllDay=True)
     created = await graph.call("POST", "/me/events", json=good)
     assert created.status == 201
     # All-day items float: shown at midnight whatever zone the caller prefers.
@@ -117,10 +105,7 @@ async def test_weekly_series_expands_in_calendar_view(graph: Graph) -> None:
     )
     master = (await graph.call("POST", "/me/events", json=body)).body
     # 1 Dec 2026 is a Tuesday: the first occurrence is Wednesday the 2nd.
-    assert (
-        master["type"] == "seriesMaster"
-        and master["start"]["dateTime"] == "2026-12-02T08:00:00.0000000"
-    )
+    assert master["type"] == "seriesMaster" and master["start"]["dateTime"] == "2026-12-02T08:00:00.0000000"
     items = await view(graph)
     assert [i["type"] for i in items] == ["occurrence"] * 4
     assert [i["start"]["dateTime"][:16] for i in items] == [
@@ -195,30 +180,18 @@ async def test_occurrence_edit_becomes_exception_and_delete_cancels(graph: Graph
 
 
 async def test_select_top_and_paging(graph: Graph, sandbox: Any) -> None:
-    events = [
-        timed(f"2026-12-{d:02d}T09:00:00", f"2026-12-{d:02d}T10:00:00", subject=f"d{d}")
-        for d in range(1, 8)
-    ]
+    events = [timed(f"2026-12-{d:02d}T09:00:00", f"2026-12-{d:02d}T10:00:00", subject=f"d{d}") for d in range(1, 8)]
     await sandbox.control.bulk_load("microsoft", graph.email, events)
-    reply = await graph.call(
-        "GET", "/me/calendarView", params={**WINDOW, "$top": "3", "$select": "subject"}
-    )
+    reply = await graph.call("GET", "/me/calendarView", params={**WINDOW, "$top": "3", "$select": "subject"})
     assert len(reply.body["value"]) == 3 and "$skip=3" in reply.body["@odata.nextLink"]
     assert set(reply.body["value"][0]) == {"@odata.etag", "id", "subject"}
-    paged = await graph.call(
-        "GET", "/me/calendarView", params=WINDOW, headers={"Prefer": "odata.maxpagesize=5"}
-    )
-    assert (
-        len(paged.body["value"]) == 5
-        and paged.headers["Preference-Applied"] == "odata.maxpagesize=5"
-    )
+    paged = await graph.call("GET", "/me/calendarView", params=WINDOW, headers={"Prefer": "odata.maxpagesize=5"})
+    assert len(paged.body["value"]) == 5 and paged.headers["Preference-Applied"] == "odata.maxpagesize=5"
     assert [i["subject"] for i in await view(graph)] == [f"d{d}" for d in range(1, 8)]
 
 
 async def test_outlook_timezone_preference(graph: Graph) -> None:
-    created = await graph.call(
-        "POST", "/me/events", json=timed("2026-12-01T09:00:00", "2026-12-01T10:00:00")
-    )
+    created = await graph.call("POST", "/me/events", json=timed("2026-12-01T09:00:00", "2026-12-01T10:00:00"))
     reply = await graph.call(
         "GET",
         f"/me/events/{created.body['id']}",
@@ -257,9 +230,7 @@ async def test_calendars_and_per_calendar_paths(graph: Graph, sandbox: Any) -> N
     default = (await graph.call("GET", "/me/calendar")).body
     assert default["name"] == "Calendar"
     path = f"/me/calendars/{other['id']}"
-    created = await graph.call(
-        "POST", f"{path}/events", json=timed("2026-12-01T09:00:00", "2026-12-01T10:00:00")
-    )
+    created = await graph.call("POST", f"{path}/events", json=timed("2026-12-01T09:00:00", "2026-12-01T10:00:00"))
     assert created.status == 201
     assert len(await view(graph, f"{path}/calendarView")) == 1
     assert await view(graph) == [] and await view(graph, "/me/calendar/calendarView") == []
@@ -272,3 +243,18 @@ async def test_window_is_required_and_unknown_paths_are_graph_errors(graph: Grap
     unknown = await graph.call("GET", "/me/nonsense")
     assert unknown.status == 400 and "nonsense" in unknown.body["error"]["message"]
     assert set(unknown.body["error"]["innerError"]) == {"date", "request-id", "client-request-id"}
+
+
+async def test_users_paths_reach_only_the_own_mailbox(graph: Graph, sandbox: Any) -> None:
+    me = (await graph.call("GET", "/me")).body
+    created = await graph.call(
+        "POST", f"/users/{graph.email}/calendar/events", json=timed("2026-12-01T09:00:00", "2026-12-01T10:00:00")
+    )
+    assert created.status == 201
+    assert len(await view(graph, f"/users/{me['id']}/calendarView")) == 1
+    other = await new_graph(sandbox)
+    try:
+        denied = await other.call("GET", f"/users/{graph.email}/calendarView", params=WINDOW)
+    finally:
+        await other.close()
+    assert denied.status == 403 and denied.body["error"]["code"] == "ErrorAccessDenied"

@@ -85,9 +85,7 @@ def graph_error_response(err: GraphError, request: web.Request | None = None) ->
     body = graph_error_body(err.status, err.code, err.message, client_id)
     headers = dict(err.headers)
     if err.status == 401:
-        headers.setdefault(
-            "WWW-Authenticate", 'Bearer realm="", authorization_uri="", error="invalid_token"'
-        )
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="", authorization_uri="", error="invalid_token"')
     return web.json_response(body, status=err.status, headers=headers)
 
 
@@ -95,8 +93,7 @@ def graph_error_response(err: GraphError, request: web.Request | None = None) ->
 AADSTS: dict[int, tuple[str, str]] = {
     50011: (
         "invalid_request",
-        "The redirect URI specified in the request does not match the redirect URIs configured "
-        "for the application.",
+        "The redirect URI specified in the request does not match the redirect URIs configured for the application.",
     ),
     50173: (
         "invalid_grant",
@@ -124,8 +121,7 @@ AADSTS: dict[int, tuple[str, str]] = {
     700082: ("invalid_grant", "The refresh token has expired due to inactivity."),
     7000218: (
         "invalid_client",
-        "The request body must contain the following parameter: 'client_assertion' or "
-        "'client_secret'.",
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
     ),
     7000215: (
         "invalid_client",
@@ -134,8 +130,7 @@ AADSTS: dict[int, tuple[str, str]] = {
     ),
     501481: (
         "invalid_grant",
-        "The Code_Verifier does not match the code_challenge supplied in the authorization "
-        "request.",
+        "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
     ),
     9002313: ("invalid_grant", "Invalid request. Request is malformed or invalid."),
     70003: ("unsupported_grant_type", "The app requested an unsupported grant type."),

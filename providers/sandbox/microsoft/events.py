@@ -95,9 +95,7 @@ READ_ONLY = frozenset(
         "exceptionOccurrences",
     ]
 )
-SPECIAL = frozenset(
-    {"start", "end", "recurrence", "singleValueExtendedProperties", "transactionId"}
-)
+SPECIAL = frozenset({"start", "end", "recurrence", "singleValueExtendedProperties", "transactionId"})
 SHOW_AS = frozenset({"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"})
 OCCURRENCE_PREFIX = "AAMkOcc"
 
@@ -222,15 +220,9 @@ def check_properties(body: dict[str, Any]) -> None:
 
 def plain_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The properties stored verbatim (not computed, not specially handled)."""
-    out = {
-        k: v
-        for k, v in body.items()
-        if k not in READ_ONLY and k not in SPECIAL and not k.startswith("@")
-    }
+    out = {k: v for k, v in body.items() if k not in READ_ONLY and k not in SPECIAL and not k.startswith("@")}
     if "showAs" in out and out["showAs"] not in SHOW_AS:
-        raise GraphError(
-            400, "RequestBodyRead", f"Requested value '{out['showAs']}' was not found."
-        )
+        raise GraphError(400, "RequestBodyRead", f"Requested value '{out['showAs']}' was not found.")
     return out
 
 
@@ -239,9 +231,7 @@ def extended_props(value: Any, current: dict[str, str]) -> dict[str, str]:
     if value is None:
         return current
     if not isinstance(value, list):
-        raise GraphError(
-            400, "RequestBodyRead", "singleValueExtendedProperties must be a collection."
-        )
+        raise GraphError(400, "RequestBodyRead", "singleValueExtendedProperties must be a collection.")
     merged = dict(current)
     for item in value:
         if not isinstance(item, dict) or "id" not in item:
@@ -250,9 +240,7 @@ def extended_props(value: Any, current: dict[str, str]) -> dict[str, str]:
     return merged
 
 
-def check_times(
-    start: datetime, end: datetime, start_zone: str, end_zone: str, all_day: bool
-) -> None:
+def check_times(start: datetime, end: datetime, start_zone: str, end_zone: str, all_day: bool) -> None:
     """Graph's validation of start/end, including the all-day midnight rule."""
     if end < start:
         raise GraphError(400, "ErrorInvalidParameter", "The end time must be after the start time.")
@@ -260,9 +248,7 @@ def check_times(
         return
     local_start = start.astimezone(zone(start_zone))
     local_end = end.astimezone(zone(end_zone))
-    midnight = all(
-        t.hour == t.minute == t.second == t.microsecond == 0 for t in (local_start, local_end)
-    )
+    midnight = all(t.hour == t.minute == t.second == t.microsecond == 0 for t in (local_start, local_end))
     if start_zone != end_zone or not midnight or end == start:
         raise GraphError(
             400,
@@ -336,15 +322,9 @@ def patched(event: StoredEvent, patch: dict[str, Any], now: datetime) -> StoredE
     check_properties(patch)
     txn = patch.get("transactionId")
     if txn is not None and txn != event.transaction_id:
-        raise GraphError(
-            400, "ErrorInvalidPropertyUpdateSentToApi", "The transactionId cannot be changed."
-        )
-    start, start_zone = (
-        parse_dtz(patch["start"], "start") if "start" in patch else (event.start, event.start_zone)
-    )
-    end, end_zone = (
-        parse_dtz(patch["end"], "end") if "end" in patch else (event.end, event.end_zone)
-    )
+        raise GraphError(400, "ErrorInvalidPropertyUpdateSentToApi", "The transactionId cannot be changed.")
+    start, start_zone = parse_dtz(patch["start"], "start") if "start" in patch else (event.start, event.start_zone)
+    end, end_zone = parse_dtz(patch["end"], "end") if "end" in patch else (event.end, event.end_zone)
     fields = {**event.fields, **plain_fields(patch)}
     timing_changed = "start" in patch or "end" in patch or "recurrence" in patch
     raw_recurrence = patch.get("recurrence", event.recurrence)
@@ -370,15 +350,11 @@ def patched(event: StoredEvent, patch: dict[str, Any], now: datetime) -> StoredE
     )
 
 
-def with_exception(
-    master: StoredEvent, original: datetime, patch: dict[str, Any], now: datetime
-) -> StoredEvent:
+def with_exception(master: StoredEvent, original: datetime, patch: dict[str, Any], now: datetime) -> StoredEvent:
     """The master after one of its occurrences was edited (PATCH on the occurrence id)."""
     check_properties(patch)
     if "recurrence" in patch:
-        raise GraphError(
-            400, "ErrorInvalidRequest", "An occurrence cannot have its own recurrence."
-        )
+        raise GraphError(400, "ErrorInvalidRequest", "An occurrence cannot have its own recurrence.")
     current = master.exceptions.get(original)
     base_start = current.start if current else original
     base_end = current.end if current else original + (master.end - master.start)
@@ -401,9 +377,7 @@ def with_exception(
 def without_occurrence(master: StoredEvent, original: datetime, now: datetime) -> StoredEvent:
     """The master after one occurrence was deleted."""
     exceptions = {k: v for k, v in master.exceptions.items() if k != original}
-    return replace(
-        master, exceptions=exceptions, cancelled=master.cancelled | {original}, modified=now
-    )
+    return replace(master, exceptions=exceptions, cancelled=master.cancelled | {original}, modified=now)
 
 
 def instances(event: StoredEvent, window_start: datetime, window_end: datetime) -> list[Instance]:
@@ -414,19 +388,13 @@ def instances(event: StoredEvent, window_start: datetime, window_end: datetime) 
         return []
     duration = event.end - event.start
     out = []
-    for original in _originals(
-        event, window_start - _max_shift(event), window_end + _max_shift(event)
-    ):
+    for original in _originals(event, window_start - _max_shift(event), window_end + _max_shift(event)):
         override = event.exceptions.get(original)
         start = override.start if override else original
         end = override.end if override else original + duration
         if overlaps(start, end, window_start, window_end):
             kind = "exception" if override else "occurrence"
-            out.append(
-                Instance(
-                    event, occurrence_id(event.id, original), kind, start, end, original, override
-                )
-            )
+            out.append(Instance(event, occurrence_id(event.id, original), kind, start, end, original, override))
     return out
 
 
@@ -454,9 +422,7 @@ def _originals(event: StoredEvent, window_start: datetime, window_end: datetime)
         window_start=window_start.astimezone(tz),
         window_end=window_end.astimezone(tz),
     )
-    return [
-        moment.astimezone(UTC) for moment in found if moment.astimezone(UTC) not in event.cancelled
-    ]
+    return [moment.astimezone(UTC) for moment in found if moment.astimezone(UTC) not in event.cancelled]
 
 
 def instance_at(event: StoredEvent, original: datetime) -> Instance | None:
@@ -464,9 +430,7 @@ def instance_at(event: StoredEvent, original: datetime) -> Instance | None:
     if not event.is_series or original in event.cancelled:
         return None
     tz = zone(event.start_zone)
-    if not recurrence.includes(
-        event.start.astimezone(tz), ["RRULE:" + (event.rrule or "")], original.astimezone(tz)
-    ):
+    if not recurrence.includes(event.start.astimezone(tz), ["RRULE:" + (event.rrule or "")], original.astimezone(tz)):
         return None
     override = event.exceptions.get(original)
     start = override.start if override else original

@@ -145,18 +145,14 @@ class Grants:
         self.grants.append(grant)
         return grant
 
-    def issue_code(
-        self, grant: Grant, redirect_uri: str, challenge: str | None, method: str
-    ) -> str:
+    def issue_code(self, grant: Grant, redirect_uri: str, challenge: str | None, method: str) -> str:
         """A single-use authorization code."""
         code = "M.C" + secrets.token_urlsafe(40)
         expires = self.clock() + timedelta(seconds=self.settings.auth_code_ttl)
         self.codes[code] = Code(grant, redirect_uri, challenge, method or "plain", expires)
         return code
 
-    def redeem_code(
-        self, client: Client, code: str | None, redirect_uri: str | None, verifier: str | None
-    ) -> Grant:
+    def redeem_code(self, client: Client, code: str | None, redirect_uri: str | None, verifier: str | None) -> Grant:
         """Exchange a code for its grant, enforcing single use, expiry, redirect and PKCE."""
         found = self.codes.get(code or "")
         if found is None or found.grant.client_id != client.client_id:

@@ -37,7 +37,18 @@ from providers.sandbox.microsoft.wire import (
 
 METADATA = "https://graph.microsoft.com/v1.0/$metadata"
 # The three ways to name a calendar in a path: the mailbox default, the default, one by id.
-CALENDAR_PREFIXES = ("/v1.0/me", "/v1.0/me/calendar", "/v1.0/me/calendars/{calendar_id}")
+# A mailbox is named /me or /users/{id | userPrincipalName}; a calendar by the mailbox
+# (its default), /calendar (the default) or /calendars/{id}.
+MAILBOXES = ("/v1.0/me", "/v1.0/users/{user_id}")
+CALENDARS = ("", "/calendar", "/calendars/{calendar_id}")
+
+
+def _skip(request: web.Request) -> int:
+    """The $skip option (400 if not a non-negative integer)."""
+    raw = request.query.get("$skip", "0") or "0"
+    if not raw.isdigit():
+        raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for $skip.")
+    return int(raw)
 
 
 class GraphApi:
@@ -51,13 +62,15 @@ class GraphApi:
     def routes(self) -> list[web.RouteDef]:
         """Every calendar route, wrapped to render Graph errors."""
         h = graph_handler
-        out = [
-            web.get("/v1.0/me", h(self.me)),
-            web.get("/v1.0/me/calendars", h(self.list_calendars)),
-            web.get("/v1.0/me/calendar", h(self.get_calendar)),
-            web.get("/v1.0/me/calendars/{calendar_id}", h(self.get_calendar)),
-        ]
-        for prefix in CALENDAR_PREFIXES:
+        out = []
+        for mailbox in MAILBOXES:
+            out += [
+                web.get(mailbox, h(self.me)),
+                web.get(f"{mailbox}/calendars", h(self.list_calendars)),
+                web.get(f"{mailbox}/calendar", h(self.get_calendar)),
+                web.get(f"{mailbox}/calendars/{{calendar_id}}", h(self.get_calendar)),
+            ]
+        for prefix in (m + c for m in MAILBOXES for c in CALENDARS):
             out += [
                 web.get(f"{prefix}/events", h(self.list_events)),
                 web.post(f"{prefix}/events", h(self.create_event)),
@@ -86,6 +99,10 @@ class GraphApi:
     def _caller(self, request: web.Request, scopes: frozenset[str] = READ_SCOPES) -> Caller:
         who = caller(request, self.grants, self.state)
         who.require(scopes)
+        named = request.match_info.get("user_id")
+        # A delegated token reaches only its own mailbox, by id or by UPN.
+        if named is not None and named.lower() not in (who.box.id, who.box.email.lower()):
+            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         return who
 
     def _calendar(self, request: web.Request, who: Caller) -> st.Calendar:
@@ -95,7 +112,8 @@ class GraphApi:
         """The calendar an /events/{id} path is scoped to (None for /me/events)."""
         if "calendar_id" in request.match_info:
             return request.match_info["calendar_id"]
-        if request.path.startswith("/v1.0/me/calendar/"):
+        route = request.match_info.route.resource
+        if route is not None and "/calendar/events/" in route.canonical:
             return ""  # the default calendar; resolved by the caller
         return None
 
@@ -104,23 +122,17 @@ class GraphApi:
         zone(tz)  # 400 for an unknown zone
         return render.event_json(inst, who.box, tz, selected(request), expanded_properties(request))
 
-    def _one(
-        self, request: web.Request, who: Caller, inst: ev.Instance, status: int = 200
-    ) -> web.Response:
+    def _one(self, request: web.Request, who: Caller, inst: ev.Instance, status: int = 200) -> web.Response:
         body = {
             "@odata.context": f"{METADATA}#users('{who.box.id}')/events/$entity",
             **self._event_json(request, who, inst),
         }
-        return web.json_response(
-            body, status=status, headers=applied(prefer(request), "outlook.timezone")
-        )
+        return web.json_response(body, status=status, headers=applied(prefer(request), "outlook.timezone"))
 
-    def _page(
-        self, request: web.Request, who: Caller, items: list[ev.Instance], name: str
-    ) -> web.Response:
+    def _page(self, request: web.Request, who: Caller, items: list[ev.Instance], name: str) -> web.Response:
         prefs = prefer(request)
         size = page_size(request, prefs)
-        skip = int(request.query.get("$skip", "0") or 0)
+        skip = _skip(request)
         body: dict[str, Any] = {
             "@odata.context": f"{METADATA}#users('{who.box.id}')/{name}",
             "value": [self._event_json(request, who, inst) for inst in items[skip : skip + size]],
@@ -128,9 +140,7 @@ class GraphApi:
         if skip + size < len(items):
             query = {**request.query, "$skip": str(skip + size)}
             body["@odata.nextLink"] = str(URL(origin(request) + request.path).with_query(query))
-        return web.json_response(
-            body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize")
-        )
+        return web.json_response(body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize"))
 
     def _instance_in_scope(self, request: web.Request, who: Caller) -> ev.Instance:
         scoped = self._scoped_calendar(request)
@@ -149,9 +159,7 @@ class GraphApi:
         """GET /me/calendars."""
         who = self._caller(request)
         value = [render.calendar_json(c, who.box) for c in who.box.calendars.values()]
-        return web.json_response(
-            {"@odata.context": f"{METADATA}#users('{who.box.id}')/calendars", "value": value}
-        )
+        return web.json_response({"@odata.context": f"{METADATA}#users('{who.box.id}')/calendars", "value": value})
 
     async def get_calendar(self, request: web.Request) -> web.Response:
         """GET /me/calendar and /me/calendars/{id}."""
@@ -168,9 +176,7 @@ class GraphApi:
     async def list_events(self, request: web.Request) -> web.Response:
         """GET .../events: singles and series masters, unexpanded."""
         who = self._caller(request)
-        items = [
-            ev.master_instance(e) for e in self.state.list_events(self._calendar(request, who))
-        ]
+        items = [ev.master_instance(e) for e in self.state.list_events(self._calendar(request, who))]
         return self._page(request, who, items, "events")
 
     async def create_event(self, request: web.Request) -> web.Response:
@@ -192,9 +198,7 @@ class GraphApi:
         who = self._caller(request, WRITE_SCOPES)
         body = await json_body(request)
         self._instance_in_scope(request, who)
-        inst = self.state.patch_event(
-            who.box, request.match_info["event_id"], body, request.headers.get("If-Match")
-        )
+        inst = self.state.patch_event(who.box, request.match_info["event_id"], body, request.headers.get("If-Match"))
         self.notifier.changed(who.box.id, inst.event, "updated")
         return self._one(request, who, inst)
 
@@ -202,9 +206,7 @@ class GraphApi:
         """DELETE .../events/{id} → 204 (an occurrence id cancels that occurrence)."""
         who = self._caller(request, WRITE_SCOPES)
         target = self._instance_in_scope(request, who)
-        old = self.state.delete_event(
-            who.box, request.match_info["event_id"], request.headers.get("If-Match")
-        )
+        old = self.state.delete_event(who.box, request.match_info["event_id"], request.headers.get("If-Match"))
         if target.original_start is None:
             self.notifier.changed(who.box.id, old, "deleted")
         else:
@@ -217,9 +219,7 @@ class GraphApi:
         who = self._caller(request)
         master = self._instance_in_scope(request, who).event
         start, end = self._window(request)
-        return self._page(
-            request, who, ev.instances(master, start, end), f"events('{master.id}')/instances"
-        )
+        return self._page(request, who, ev.instances(master, start, end), f"events('{master.id}')/instances")
 
     # -- calendarView and delta ----------------------------------------------------
 
@@ -268,9 +268,7 @@ class GraphApi:
         tz = prefs.get("outlook.timezone", "UTC")
         zone(tz)
         value = [
-            render.removed_json(item.id)
-            if isinstance(item, st.Removed)
-            else render.event_json(item, who.box, tz)
+            render.removed_json(item.id) if isinstance(item, st.Removed) else render.event_json(item, who.box, tz)
             for item in rnd.items[offset : offset + size]
         ]
         body: dict[str, Any] = {"@odata.context": f"{METADATA}#Collection(event)", "value": value}
@@ -280,6 +278,4 @@ class GraphApi:
             body["@odata.nextLink"] = str(URL(base).with_query({"$skiptoken": token}))
         else:
             body["@odata.deltaLink"] = str(URL(base).with_query({"$deltatoken": st.token_for(rnd)}))
-        return web.json_response(
-            body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize")
-        )
+        return web.json_response(body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize"))

@@ -92,13 +92,9 @@ class SubscriptionsApi:
         body = await json_body(request)
         now = self.ctx.clock()
         if sub.expires <= now:
-            raise subs.GraphError(
-                404, "ResourceNotFound", f"The object was not found: subscription '{sub.id}'."
-            )
+            raise subs.GraphError(404, "ResourceNotFound", f"The object was not found: subscription '{sub.id}'.")
         if "expirationDateTime" in body:
-            sub.expires = subs.expiry(
-                body["expirationDateTime"], now, self.ctx.settings.subscription_max_minutes
-            )
+            sub.expires = subs.expiry(body["expirationDateTime"], now, self.ctx.settings.subscription_max_minutes)
         return web.json_response(sub.json())
 
     async def delete(self, request: web.Request) -> web.Response:

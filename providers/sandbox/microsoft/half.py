@@ -63,9 +63,7 @@ class MicrosoftHalf:
         self.subscriptions = Subscriptions()
         self.notifier = Notifier(ctx, self.subscriptions)
         self.graph = GraphApi(self.state, self.grants, self.notifier)
-        self.subscriptions_api = SubscriptionsApi(
-            ctx, self.state, self.grants, self.subscriptions, self.notifier
-        )
+        self.subscriptions_api = SubscriptionsApi(ctx, self.state, self.grants, self.subscriptions, self.notifier)
         self.identity = Identity(self.grants, self.state, self._ensure_user)
 
     # -- wiring ------------------------------------------------------------------
@@ -88,9 +86,7 @@ class MicrosoftHalf:
     def error_body(self, status: int, request: web.Request) -> dict[str, Any]:
         """The body of an injected fault: AADSTS on the identity paths, Graph's elsewhere."""
         if "/oauth2/v2.0/" not in request.path:
-            return graph_error_body(
-                status, client_request_id=request.headers.get("client-request-id")
-            )
+            return graph_error_body(status, client_request_id=request.headers.get("client-request-id"))
         err = AadError(70000, status=status)
         err.error = "temporarily_unavailable" if status >= 500 else "invalid_request"
         err.description = f"The service returned status {status}."
@@ -129,9 +125,7 @@ class MicrosoftHalf:
 
     def issue_tokens(self, email: str, scope: str | None) -> dict[str, Any]:
         """Tokens as if the user had consented to the default client."""
-        grant = self.grants.new_grant(
-            self._box(email).id, DEFAULT_CLIENT_ID, scope or DEFAULT_SCOPE
-        )
+        grant = self.grants.new_grant(self._box(email).id, DEFAULT_CLIENT_ID, scope or DEFAULT_SCOPE)
         return self.grants.tokens(grant)
 
     def revoke_grant(self, email: str) -> None:
@@ -150,15 +144,11 @@ class MicrosoftHalf:
 
     # -- events as the user edits them ---------------------------------------------
 
-    def user_create_event(
-        self, email: str, calendar_id: str | None, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    def user_create_event(self, email: str, calendar_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """Create an event as the user; subscribers are notified."""
         box = self._box(email)
         with as_control_errors():
-            event, created = self.state.create_event(
-                box, self.state.calendar(box, calendar_id), body
-            )
+            event, created = self.state.create_event(box, self.state.calendar(box, calendar_id), body)
         if created:
             self.notifier.changed(box.id, event, "created")
         return render.event_json(ev.master_instance(event), box)
@@ -181,9 +171,7 @@ class MicrosoftHalf:
             target = self.state.get_instance(box, event_id, calendar_id)
             old = self.state.delete_event(box, event_id)
         current = self.state.find_event(box, old.id)
-        self.notifier.changed(
-            box.id, current or old, "updated" if target.original_start else "deleted"
-        )
+        self.notifier.changed(box.id, current or old, "updated" if target.original_start else "deleted")
 
     def bulk_load(self, email: str, calendar_id: str | None, events: list[dict[str, Any]]) -> int:
         """Create many events quickly; one notification at the end, not one per event."""
@@ -199,9 +187,7 @@ class MicrosoftHalf:
         box = self._box(email)
         with as_control_errors():
             calendar = self.state.calendar(box, calendar_id)
-        return [
-            render.event_json(ev.master_instance(e), box) for e in self.state.list_events(calendar)
-        ]
+        return [render.event_json(ev.master_instance(e), box) for e in self.state.list_events(calendar)]
 
     # -- control extras --------------------------------------------------------------
 

@@ -63,8 +63,7 @@ def _redirect(redirect_uri: str, params: Mapping[str, str | None], mode: str) ->
     clean = {k: v for k, v in params.items() if v is not None}
     if mode == "form_post":
         fields = "".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-            for k, v in clean.items()
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in clean.items()
         )
         action = html.escape(redirect_uri)
         page = (
@@ -73,17 +72,13 @@ def _redirect(redirect_uri: str, params: Mapping[str, str | None], mode: str) ->
         )
         return web.Response(text=page, content_type="text/html")
     joiner = "#" if mode == "fragment" else ("&" if "?" in redirect_uri else "?")
-    return web.Response(
-        status=302, headers={"Location": f"{redirect_uri}{joiner}{urlencode(clean)}"}
-    )
+    return web.Response(status=302, headers={"Location": f"{redirect_uri}{joiner}{urlencode(clean)}"})
 
 
 class Identity:
     """The identity platform routes of the Microsoft half."""
 
-    def __init__(
-        self, grants: Grants, state: GraphState, ensure_user: Callable[[str], str]
-    ) -> None:
+    def __init__(self, grants: Grants, state: GraphState, ensure_user: Callable[[str], str]) -> None:
         self.grants = grants
         self.state = state
         self.ensure_user = ensure_user  # email -> user id, creating the mailbox if new
@@ -148,9 +143,7 @@ class Identity:
                 mode,
             )
         hidden = "\n".join(
-            f'<input type="hidden" name="{k}" value="{html.escape(params[k])}">'
-            for k in CARRIED
-            if k in params
+            f'<input type="hidden" name="{k}" value="{html.escape(params[k])}">' for k in CARRIED if k in params
         )
         page = PAGE.format(
             client=html.escape(client.client_id),
@@ -193,9 +186,7 @@ class Identity:
             params.get("code_challenge"),
             params.get("code_challenge_method", "plain"),
         )
-        return _redirect(
-            redirect_uri, {"code": code, "state": state, "session_state": grant.id}, mode
-        )
+        return _redirect(redirect_uri, {"code": code, "state": state, "session_state": grant.id}, mode)
 
     async def token(self, request: web.Request) -> web.Response:
         """POST token: authorization_code and refresh_token grants."""

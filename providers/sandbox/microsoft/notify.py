@@ -19,13 +19,9 @@ from providers.sandbox.microsoft.errors import GraphError
 from providers.sandbox.microsoft.events import StoredEvent
 from providers.sandbox.microsoft.subscriptions import Subscription, Subscriptions
 
-TENANT_ID = (
-    "9188040d-6c67-4c5b-b112-36a304b66dad"  # the tenant Microsoft uses for personal accounts
-)
+TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"  # the tenant Microsoft uses for personal accounts
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
-VALIDATION_TEXT = (
-    "Validation: Testing client application reachability for subscription Request-Id: "
-)
+VALIDATION_TEXT = "Validation: Testing client application reachability for subscription Request-Id: "
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
@@ -35,9 +31,7 @@ def _stamp(sub: Subscription) -> str:
     return expires.strftime("%Y-%m-%dT%H:%M:%S.") + f"{expires.microsecond:06d}0+00:00"
 
 
-def change_item(
-    sub: Subscription, user_id: str, event: StoredEvent, change_type: str
-) -> dict[str, Any]:
+def change_item(sub: Subscription, user_id: str, event: StoredEvent, change_type: str) -> dict[str, Any]:
     """One changeNotification (basic, without resource data)."""
     path = f"Users/{user_id}/Events/{event.id}"
     return {
@@ -101,8 +95,7 @@ class Notifier:
             raise GraphError(
                 400,
                 "InvalidRequest",
-                "Subscription validation request failed. Response must exactly match "
-                "validationToken query parameter.",
+                "Subscription validation request failed. Response must exactly match validationToken query parameter.",
             )
 
     def changed(self, user_id: str, event: StoredEvent, change_type: str) -> None:
@@ -124,6 +117,4 @@ class Notifier:
 
     def _send(self, url: str, body: dict[str, Any]) -> None:
         payload = json.dumps(body).encode()
-        self.ctx.delivery.send(
-            "microsoft", url, headers=JSON_HEADERS, body=payload, policy=self._policy()
-        )
+        self.ctx.delivery.send("microsoft", url, headers=JSON_HEADERS, body=payload, policy=self._policy())

@@ -97,9 +97,7 @@ def event_json(
     out["seriesMasterId"] = event.id if inst.type in ("occurrence", "exception") else None
     out["showAs"] = merged["showAs"]
     out["type"] = inst.type
-    out["webLink"] = (
-        f"https://outlook.office365.com/owa/?itemid={inst.id}&exvsurl=1&path=/calendar/item"
-    )
+    out["webLink"] = f"https://outlook.office365.com/owa/?itemid={inst.id}&exvsurl=1&path=/calendar/item"
     for name in (
         "onlineMeetingUrl",
         "isOnlineMeeting",
@@ -118,16 +116,12 @@ def event_json(
         out[name] = merged[name]
     out["recurrence"] = event.recurrence if inst.type == "seriesMaster" else None
     out["attendees"] = merged["attendees"]
-    out["organizer"] = merged.get("organizer") or {
-        "emailAddress": {"name": box.display_name, "address": box.email}
-    }
+    out["organizer"] = merged.get("organizer") or {"emailAddress": {"name": box.display_name, "address": box.email}}
     out["onlineMeeting"] = merged["onlineMeeting"]
     if expand_ids is not None:
         wanted = {i.lower() for i in expand_ids}
         out["singleValueExtendedProperties"] = [
-            {"id": key, "value": value}
-            for key, value in event.extended.items()
-            if not wanted or key.lower() in wanted
+            {"id": key, "value": value} for key, value in event.extended.items() if not wanted or key.lower() in wanted
         ]
     return _select(out, select)
 

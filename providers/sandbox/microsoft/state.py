@@ -22,10 +22,11 @@ from typing import Any
 from providers.sandbox.microsoft import events as ev
 from providers.sandbox.microsoft.errors import GraphError
 
-ROUNDS_KEPT = (
-    2000  # delta rounds held for $skiptoken paging; older ones are evicted like Graph's cache
-)
-VIEWS_KEPT = 64  # calendarView results cached for $skip paging while nothing changes
+# Delta rounds stay pageable by $skiptoken until evicted, oldest first, like Graph's token
+# cache; the item budget bounds memory when many large initial rounds pile up.
+ROUNDS_KEPT = 2000
+ROUND_ITEMS_KEPT = 2_000_000
+VIEWS_KEPT = 16  # calendarView results cached for $skip paging while nothing changes
 
 
 def _not_found() -> GraphError:
@@ -55,9 +56,7 @@ class Mailbox:
     event_calendar: dict[str, str] = field(default_factory=dict)  # event id -> calendar id
     by_transaction: dict[str, str] = field(default_factory=dict)  # transactionId -> event id
     change_seqs: list[int] = field(default_factory=list)
-    changes: list[tuple[str, str, ev.StoredEvent | None]] = field(
-        default_factory=list
-    )  # (event id, calendar id, old)
+    changes: list[tuple[str, str, ev.StoredEvent | None]] = field(default_factory=list)  # (event id, calendar id, old)
     generation: int = 1  # bumped when delta tokens are invalidated
     last_seq: int = 0
 
@@ -96,11 +95,7 @@ class DeltaCursor:
 
 def encode_token(payload: dict[str, Any]) -> str:
     """An opaque URL-safe token."""
-    return (
-        base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
-        .decode()
-        .rstrip("=")
-    )
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 def decode_token(token: str) -> dict[str, Any]:
@@ -132,6 +127,7 @@ class GraphState:
         self.by_id: dict[str, Mailbox] = {}
         self._seq = itertools.count(1)
         self.rounds: OrderedDict[str, Round] = OrderedDict()
+        self.round_items = 0
         self.views: OrderedDict[tuple[Any, ...], list[ev.Instance]] = OrderedDict()
 
     def reset(self) -> None:
@@ -139,6 +135,7 @@ class GraphState:
         self.mailboxes.clear()
         self.by_id.clear()
         self.rounds.clear()
+        self.round_items = 0
         self.views.clear()
 
     # -- mailboxes and calendars -------------------------------------------------
@@ -162,9 +159,7 @@ class GraphState:
 
     def add_calendar(self, box: Mailbox, name: str) -> Calendar:
         """Another calendar in a mailbox."""
-        calendar = Calendar(
-            id="AAMkCal" + secrets.token_urlsafe(30), name=name, is_default=not box.calendars
-        )
+        calendar = Calendar(id="AAMkCal" + secrets.token_urlsafe(30), name=name, is_default=not box.calendars)
         box.calendars[calendar.id] = calendar
         return calendar
 
@@ -177,9 +172,7 @@ class GraphState:
 
     # -- writes ------------------------------------------------------------------
 
-    def _log(
-        self, box: Mailbox, event_id: str, calendar_id: str, old: ev.StoredEvent | None
-    ) -> None:
+    def _log(self, box: Mailbox, event_id: str, calendar_id: str, old: ev.StoredEvent | None) -> None:
         seq = next(self._seq)
         box.change_seqs.append(seq)
         box.changes.append((event_id, calendar_id, old))
@@ -190,9 +183,7 @@ class GraphState:
         box.event_calendar[event.id] = event.calendar_id
         self._log(box, event.id, event.calendar_id, old)
 
-    def create_event(
-        self, box: Mailbox, calendar: Calendar, body: dict[str, Any]
-    ) -> tuple[ev.StoredEvent, bool]:
+    def create_event(self, box: Mailbox, calendar: Calendar, body: dict[str, Any]) -> tuple[ev.StoredEvent, bool]:
         """Create an event; a repeated transactionId returns the first one (created=False)."""
         txn = body.get("transactionId")
         if txn and txn in box.by_transaction:
@@ -205,9 +196,7 @@ class GraphState:
             box.by_transaction[txn] = event.id
         return event, True
 
-    def bulk_create(
-        self, box: Mailbox, calendar: Calendar, bodies: Iterable[dict[str, Any]]
-    ) -> list[ev.StoredEvent]:
+    def bulk_create(self, box: Mailbox, calendar: Calendar, bodies: Iterable[dict[str, Any]]) -> list[ev.StoredEvent]:
         """Create many events at once (the control surface's fast path)."""
         now = self.clock()
         created = [ev.build(body, calendar_id=calendar.id, now=now) for body in bodies]
@@ -222,9 +211,7 @@ class GraphState:
         calendar_id = box.event_calendar.get(event_id)
         return None if calendar_id is None else box.calendars[calendar_id].events.get(event_id)
 
-    def get_instance(
-        self, box: Mailbox, event_id: str, calendar_id: str | None = None
-    ) -> ev.Instance:
+    def get_instance(self, box: Mailbox, event_id: str, calendar_id: str | None = None) -> ev.Instance:
         """An event, master, occurrence or exception by id (404 if missing)."""
         found = self._resolve(box, event_id)
         if calendar_id is not None and found.event.calendar_id != calendar_id:
@@ -255,21 +242,15 @@ class GraphState:
         else:
             updated = ev.with_exception(master, target.original_start, patch, now)
         self._store(box, updated, master)
-        return (
-            self._resolve(box, event_id) if target.original_start else ev.master_instance(updated)
-        )
+        return self._resolve(box, event_id) if target.original_start else ev.master_instance(updated)
 
-    def delete_event(
-        self, box: Mailbox, event_id: str, if_match: str | None = None
-    ) -> ev.StoredEvent:
+    def delete_event(self, box: Mailbox, event_id: str, if_match: str | None = None) -> ev.StoredEvent:
         """Delete an event or series, or cancel one occurrence; returns the replaced record."""
         target = self._resolve(box, event_id)
         check_if_match(target, if_match)
         master = target.event
         if target.original_start is not None:
-            self._store(
-                box, ev.without_occurrence(master, target.original_start, self.clock()), master
-            )
+            self._store(box, ev.without_occurrence(master, target.original_start, self.clock()), master)
             return master
         del box.calendars[master.calendar_id].events[master.id]
         box.event_calendar.pop(master.id, None)
@@ -284,9 +265,7 @@ class GraphState:
         """Singles and series masters (what /events lists), in creation order."""
         return list(calendar.events.values())
 
-    def calendar_view(
-        self, box: Mailbox, calendar: Calendar, start: datetime, end: datetime
-    ) -> list[ev.Instance]:
+    def calendar_view(self, box: Mailbox, calendar: Calendar, start: datetime, end: datetime) -> list[ev.Instance]:
         """Singles, occurrences and exceptions overlapping [start, end), ordered by start.
 
         Cached until the mailbox changes, so $skip paging over a large view stays cheap.
@@ -296,9 +275,7 @@ class GraphState:
         if cached is not None:
             self.views.move_to_end(key)
             return cached
-        found = [
-            inst for event in calendar.events.values() for inst in ev.instances(event, start, end)
-        ]
+        found = [inst for event in calendar.events.values() for inst in ev.instances(event, start, end)]
         found.sort(key=lambda inst: (inst.start, inst.id))
         self.views[key] = found
         if len(self.views) > VIEWS_KEPT:
@@ -310,9 +287,7 @@ class GraphState:
     def start_round(self, box: Mailbox, calendar: Calendar, start: datetime, end: datetime) -> str:
         """An initial delta round over a window; returns its round id."""
         items: list[ev.Instance | Removed] = list(self.calendar_view(box, calendar, start, end))
-        return self._keep_round(
-            Round(box.id, calendar.id, start, end, box.last_seq, box.generation, items)
-        )
+        return self._keep_round(Round(box.id, calendar.id, start, end, box.last_seq, box.generation, items))
 
     def replay(self, box: Mailbox, cursor: DeltaCursor) -> str:
         """A round holding only what changed in the cursor's window since its position."""
@@ -324,9 +299,7 @@ class GraphState:
             current = calendar.events.get(event_id)
             items.extend(_delta_items(event_id, old, current, cursor.start, cursor.end))
         return self._keep_round(
-            Round(
-                box.id, calendar.id, cursor.start, cursor.end, box.last_seq, box.generation, items
-            )
+            Round(box.id, calendar.id, cursor.start, cursor.end, box.last_seq, box.generation, items)
         )
 
     def _changed_since(self, box: Mailbox, cursor: DeltaCursor) -> dict[str, ev.StoredEvent | None]:
@@ -341,8 +314,10 @@ class GraphState:
     def _keep_round(self, rnd: Round) -> str:
         round_id = secrets.token_urlsafe(12)
         self.rounds[round_id] = rnd
-        if len(self.rounds) > ROUNDS_KEPT:
-            self.rounds.popitem(last=False)
+        self.round_items += len(rnd.items)
+        while len(self.rounds) > 1 and (len(self.rounds) > ROUNDS_KEPT or self.round_items > ROUND_ITEMS_KEPT):
+            _, evicted = self.rounds.popitem(last=False)
+            self.round_items -= len(evicted.items)
         return round_id
 
     def round(self, round_id: str, box: Mailbox) -> Round:

@@ -122,9 +122,7 @@ def build(
         raise _bad(f"Resource '{resource}' is not supported for this subscription type.")
     calendar_id = default_calendar_id if match.group("default") else match.group("cal")
     if calendar_id is not None and calendar_id not in calendar_ids:
-        raise GraphError(
-            404, "ErrorItemNotFound", "The specified object was not found in the store."
-        )
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
     client_state = body.get("clientState")
     if client_state is not None and len(str(client_state)) > 128:
         raise _bad("clientState must be at most 128 characters.")
@@ -138,9 +136,7 @@ def build(
         change_types=change_types(body.get("changeType")),
         change_type=str(body.get("changeType")),
         notification_url=check_url(body.get("notificationUrl"), "notificationUrl", allow_http),
-        lifecycle_url=check_url(lifecycle, "lifecycleNotificationUrl", allow_http)
-        if lifecycle
-        else None,
+        lifecycle_url=check_url(lifecycle, "lifecycleNotificationUrl", allow_http) if lifecycle else None,
         client_state=None if client_state is None else str(client_state),
         expires=expiry(body.get("expirationDateTime"), now, max_minutes),
     )
@@ -171,9 +167,7 @@ class Subscriptions:
         """One subscription (404 if unknown or someone else's)."""
         sub = self.by_id.get(sub_id)
         if sub is None or (user_id is not None and sub.user_id != user_id):
-            raise GraphError(
-                404, "ResourceNotFound", f"The object was not found: subscription '{sub_id}'."
-            )
+            raise GraphError(404, "ResourceNotFound", f"The object was not found: subscription '{sub_id}'.")
         return sub
 
     def remove(self, sub_id: str) -> None:
@@ -184,9 +178,7 @@ class Subscriptions:
         """A user's subscriptions (expired ones included until removed, as GET shows them)."""
         return [s for s in self.by_id.values() if s.user_id == user_id]
 
-    def live_for(
-        self, user_id: str, calendar_id: str, change_type: str, now: datetime
-    ) -> list[Subscription]:
+    def live_for(self, user_id: str, calendar_id: str, change_type: str, now: datetime) -> list[Subscription]:
         """Unexpired subscriptions that see this change."""
         return [
             s

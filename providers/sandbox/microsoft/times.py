@@ -25,8 +25,7 @@ def zone(name: str | None) -> tzinfo:
         raise GraphError(
             400,
             "TimeZoneNotSupportedException",
-            f"A valid TimeZone value must be specified. The following TimeZone value is not "
-            f"supported: '{name}'.",
+            f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{name}'.",
         ) from exc
 
 
@@ -39,17 +38,13 @@ def parse_local(value: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError as exc:
-        raise GraphError(
-            400, "ErrorInvalidRequest", f"Cannot convert '{value}' to DateTime."
-        ) from exc
+        raise GraphError(400, "ErrorInvalidRequest", f"Cannot convert '{value}' to DateTime.") from exc
 
 
 def parse_dtz(value: object, field: str) -> tuple[datetime, str]:
     """A `{dateTime, timeZone}` request value as an aware UTC instant plus the zone name given."""
     if not isinstance(value, dict) or "dateTime" not in value:
-        raise GraphError(
-            400, "ErrorInvalidRequest", f"The '{field}' property must be a dateTimeTimeZone."
-        )
+        raise GraphError(400, "ErrorInvalidRequest", f"The '{field}' property must be a dateTimeTimeZone.")
     name = str(value.get("timeZone") or "UTC")
     local = parse_local(str(value["dateTime"]))
     if local.tzinfo is None:
@@ -78,9 +73,7 @@ def parse_query_instant(value: str | None, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError as exc:
-        raise GraphError(
-            400, "ErrorInvalidParameter", f"The parameter '{name}' is not a valid DateTime."
-        ) from exc
+        raise GraphError(400, "ErrorInvalidParameter", f"The parameter '{name}' is not a valid DateTime.") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -100,9 +93,7 @@ def parse_stamp(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise GraphError(
-            400, "InvalidRequest", f"Cannot convert '{value}' to DateTimeOffset."
-        ) from exc
+        raise GraphError(400, "InvalidRequest", f"Cannot convert '{value}' to DateTimeOffset.") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

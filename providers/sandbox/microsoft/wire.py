@@ -49,9 +49,7 @@ class Caller:
     def require(self, scopes: frozenset[str]) -> None:
         """403 unless the token carries one of the scopes."""
         if not scopes & set(self.token.grant.scopes):
-            raise GraphError(
-                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
-            )
+            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 
 
 def caller(request: web.Request, grants: Grants, state: GraphState) -> Caller:
@@ -71,9 +69,7 @@ def caller(request: web.Request, grants: Grants, state: GraphState) -> Caller:
         raise GraphError(401, "InvalidAuthenticationToken", message)
     box = state.by_id.get(live.grant.user_id)
     if box is None:
-        raise GraphError(
-            401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."
-        )
+        raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
     return Caller(box, live)
 
 
