@@ -13,6 +13,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tzlocal.windows_tz import win_tz
+
 from providers.base import AppointmentBody, ProviderEvent, Quarantined, Response, ShowAs
 from providers.outlook.wire import APPOINTMENT_PROPERTY_ID, TRANSACTION_PREFIX
 
@@ -31,8 +33,8 @@ _RESPONSES: dict[str, Response] = {
     "tentativelyAccepted": "tentative",
     "notResponded": "needs_action",
 }
-# Zone names Graph uses for UTC besides the IANA one; we ask for UTC via Prefer, so
-# other Windows zone names should not appear, and one that does is quarantined.
+# Zone names Graph uses for UTC besides the IANA one. We ask for UTC via Prefer; any other
+# zone is read as IANA or as a Windows name (Graph's native ones), else quarantined.
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Coordinated Universal Time", "tzone://Microsoft/Utc"})
 _PROPERTY_ID = APPOINTMENT_PROPERTY_ID.lower()
 
@@ -52,9 +54,7 @@ def parse_event(raw: Mapping[str, Any]) -> ProviderEvent | Quarantined:
     try:
         return _parse(event_id, raw)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        return Quarantined(
-            id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw)
-        )
+        return Quarantined(id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw))
 
 
 def _parse(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent:
@@ -96,7 +96,7 @@ def _zone(name: str) -> tzinfo:
     if name in _UTC_NAMES:
         return UTC
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(win_tz.get(name, name))
     except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
         raise ValueError(f"unknown time zone {name!r}") from exc
 
@@ -154,7 +154,5 @@ def appointment_body(body: AppointmentBody) -> dict[str, Any]:
         "location": {"displayName": body.location or ""},
         "isAllDay": False,
         "showAs": "busy",
-        "singleValueExtendedProperties": [
-            {"id": APPOINTMENT_PROPERTY_ID, "value": body.appointment_id}
-        ],
+        "singleValueExtendedProperties": [{"id": APPOINTMENT_PROPERTY_ID, "value": body.appointment_id}],
     }

@@ -59,6 +59,11 @@ def test_iana_zone_is_honoured() -> None:
     assert event.start == datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
 
+def test_windows_zone_name_is_honoured() -> None:
+    raw = ev(start={"dateTime": "2026-05-04T09:00:00.0000000", "timeZone": "Pacific Standard Time"})
+    assert parsed(raw).start == datetime(2026, 5, 4, 16, 0, tzinfo=UTC)
+
+
 def test_all_day_event_keeps_dates() -> None:
     raw = ev(
         isAllDay=True,
@@ -124,7 +129,7 @@ QUARANTINE_CASES = [
     ("no id", {k: v for k, v in TIMED.items() if k != "id"}, False),
     (
         "unknown zone",
-        ev(start={"dateTime": "2026-05-04T09:00:00.0000000", "timeZone": "Pacific Standard Time"}),
+        ev(start={"dateTime": "2026-05-04T09:00:00.0000000", "timeZone": "Nowhere Standard Time"}),
         True,
     ),
     ("garbage date", ev(end={"dateTime": "soon", "timeZone": "UTC"}), False),
