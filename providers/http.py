@@ -126,15 +126,15 @@ class ProviderHttp:
     ) -> HttpResponse:
         """Send one logical request (retried as the policy allows) and return its answer."""
         call = _Call(
-            method,
-            _with_query(url, params),
-            auth,
-            json_body,
-            form,
-            headers or {},
-            budget_key,
-            interactive,
-            raise_for_status or self._raise_for_status,
+            method=method,
+            url=_with_query(url, params),
+            auth=auth,
+            json_body=json_body,
+            form=form,
+            headers=headers or {},
+            budget_key=budget_key,
+            interactive=interactive,
+            raise_for_status=raise_for_status or self._raise_for_status,
         )
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(errors.RetryableError),
