@@ -134,9 +134,7 @@ class CalendarClient(Protocol):
         """Every calendar the account can see."""
         ...
 
-    def list_changes(
-        self, calendar_id: str, cursor: str | None, window: Window
-    ) -> AsyncIterator[ChangePage]:
+    def list_changes(self, calendar_id: str, cursor: str | None, window: Window) -> AsyncIterator[ChangePage]:
         """Full sync over `window` when `cursor` is None, else the changes since `cursor`."""
         ...
 

@@ -138,8 +138,7 @@ class ProviderHttp:
         )
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(errors.RetryableError),
-            stop=stop_after_attempt(self._policy.attempts)
-            | stop_before_delay(self._policy.deadline),
+            stop=stop_after_attempt(self._policy.attempts) | stop_before_delay(self._policy.deadline),
             wait=self._wait,
             before_sleep=self._log_retry(call),
             reraise=True,
@@ -180,9 +179,7 @@ class ProviderHttp:
             raise errors.PermanentError(f"unmapped HTTP {status}", status=status)
         return HttpResponse(status, body, resp_headers)
 
-    async def _exchange(
-        self, call: _Call, headers: dict[str, str]
-    ) -> tuple[int, bytes, Mapping[str, str]]:
+    async def _exchange(self, call: _Call, headers: dict[str, str]) -> tuple[int, bytes, Mapping[str, str]]:
         try:
             async with self._session.request(
                 call.method,

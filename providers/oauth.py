@@ -26,9 +26,7 @@ GOOGLE_SCOPE = "https://www.googleapis.com/auth/"
 GRAPH_SCOPE = "https://graph.microsoft.com/"
 
 # Token-endpoint `error` values that only the user can fix by connecting again.
-_REAUTH_ERRORS = frozenset(
-    {"invalid_grant", "interaction_required", "consent_required", "login_required"}
-)
+_REAUTH_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
 _CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
 
 
@@ -206,9 +204,7 @@ async def revoke(http: ProviderHttp, provider: OAuthProvider, *, token: str) -> 
 
 async def account_email(http: ProviderHttp, provider: OAuthProvider, *, access_token: str) -> str:
     """The connected account's email (Google userinfo `email`; Graph /me `mail` or UPN)."""
-    response = await http.request(
-        "GET", provider.userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
-    )
+    response = await http.request("GET", provider.userinfo_url, headers={"Authorization": f"Bearer {access_token}"})
     body = response.body if isinstance(response.body, dict) else {}
     for key in ("email", "mail", "userPrincipalName"):
         if isinstance(body.get(key), str) and body[key]:
@@ -221,9 +217,7 @@ def check_scopes(provider: OAuthProvider, granted: tuple[str, ...]) -> None:
     names = {_scope_name(s) for s in granted}
     for group in provider.required_scopes:
         if not names & group:
-            raise errors.MissingScopeError(
-                f"calendar access not granted (need one of {sorted(group)})"
-            )
+            raise errors.MissingScopeError(f"calendar access not granted (need one of {sorted(group)})")
 
 
 def _scope_name(scope: str) -> str:
@@ -243,9 +237,7 @@ async def _token_request(
     }
     if provider.scope_on_token_requests:
         form["scope"] = " ".join(provider.scopes)
-    response = await http.request(
-        "POST", provider.token_url, form=form, raise_for_status=raise_for_oauth_status
-    )
+    response = await http.request("POST", provider.token_url, form=form, raise_for_status=raise_for_oauth_status)
     return _token_set(response.body, requested=provider.scopes, now=now or datetime.now(UTC))
 
 

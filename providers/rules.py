@@ -52,9 +52,7 @@ class BusyInterval:
 DEFAULT_POLICY = BusyPolicy()
 
 
-def to_busy(
-    event: ProviderEvent, *, resource_tz: ZoneInfo, window: Window, policy: BusyPolicy
-) -> BusyInterval | None:
+def to_busy(event: ProviderEvent, *, resource_tz: ZoneInfo, window: Window, policy: BusyPolicy) -> BusyInterval | None:
     """The busy interval `event` contributes inside `window`, or None if it blocks nothing."""
     if event.removed or event.status == "cancelled" or event.appointment_tag:
         return None

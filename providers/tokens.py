@@ -87,11 +87,7 @@ class AccessTokens:
             self._dead = exc
             raise
         self.refresh_count += 1
-        rotated = (
-            tokens.refresh_token
-            if tokens.refresh_token not in (None, self._refresh_token)
-            else None
-        )
+        rotated = tokens.refresh_token if tokens.refresh_token not in (None, self._refresh_token) else None
         self._access_token, self._expires_at = tokens.access_token, tokens.expires_at
         if rotated is not None:
             self._refresh_token = rotated

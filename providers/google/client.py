@@ -65,9 +65,7 @@ class GoogleCalendarClient:
                 return calendars
             params = {**params, "pageToken": body["nextPageToken"]}
 
-    async def list_changes(
-        self, calendar_id: str, cursor: str | None, window: Window
-    ) -> AsyncIterator[ChangePage]:
+    async def list_changes(self, calendar_id: str, cursor: str | None, window: Window) -> AsyncIterator[ChangePage]:
         """Full sync of `window` (cursor None) or the changes since the sync token `cursor`."""
         full = cursor is None
         params = _list_params(cursor, window, self._page_size)
@@ -75,9 +73,7 @@ class GoogleCalendarClient:
         while True:
             body = await self._call("GET", path, params=params)
             page_token = body.get("nextPageToken")
-            page = _page(
-                body.get("items") or (), None if page_token else body.get("nextSyncToken"), full
-            )
+            page = _page(body.get("items") or (), None if page_token else body.get("nextSyncToken"), full)
             if not page_token:
                 yield page
                 return
@@ -101,9 +97,7 @@ class GoogleCalendarClient:
         try:
             return _written(await self._call("POST", path, params=_QUIET, json_body=payload))
         except errors.ConflictError:
-            return await self._patch(
-                calendar_id, event_id, {**appointment_body(body), "status": "confirmed"}, None
-            )
+            return await self._patch(calendar_id, event_id, {**appointment_body(body), "status": "confirmed"}, None)
 
     async def patch_event(
         self, calendar_id: str, event_id: str, body: AppointmentBody, *, etag: str | None = None
@@ -136,9 +130,7 @@ class GoogleCalendarClient:
         }
         if ttl_seconds is not None:
             payload["params"] = {"ttl": str(ttl_seconds)}
-        body = await self._call(
-            "POST", f"/calendars/{quote_segment(calendar_id)}/events/watch", json_body=payload
-        )
+        body = await self._call("POST", f"/calendars/{quote_segment(calendar_id)}/events/watch", json_body=payload)
         return Channel(
             id=body.get("id", channel_id),
             resource_id=body.get("resourceId", ""),
@@ -149,20 +141,14 @@ class GoogleCalendarClient:
     async def unwatch(self, channel_id: str, resource_id: str) -> None:
         """Stop a push channel; an unknown or expired channel counts as stopped."""
         try:
-            await self._call(
-                "POST", "/channels/stop", json_body={"id": channel_id, "resourceId": resource_id}
-            )
+            await self._call("POST", "/channels/stop", json_body={"id": channel_id, "resourceId": resource_id})
         except errors.NotFoundError:
             return
 
-    async def _patch(
-        self, calendar_id: str, event_id: str, payload: dict[str, Any], etag: str | None
-    ) -> WrittenEvent:
+    async def _patch(self, calendar_id: str, event_id: str, payload: dict[str, Any], etag: str | None) -> WrittenEvent:
         headers = {"If-Match": etag} if etag else None
         path = self._event_path(calendar_id, event_id)
-        return _written(
-            await self._call("PATCH", path, params=_QUIET, json_body=payload, headers=headers)
-        )
+        return _written(await self._call("PATCH", path, params=_QUIET, json_body=payload, headers=headers))
 
     def _event_path(self, calendar_id: str, event_id: str) -> str:
         return f"/calendars/{quote_segment(calendar_id)}/events/{quote_segment(event_id)}"
@@ -209,11 +195,7 @@ def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
     events: list[ProviderEvent] = []
     quarantined: list[Quarantined] = []
     for raw in items:
-        parsed = (
-            parse_event(raw)
-            if isinstance(raw, dict)
-            else Quarantined("", "item is not an object", {"item": raw})
-        )
+        parsed = parse_event(raw) if isinstance(raw, dict) else Quarantined("", "item is not an object", {"item": raw})
         if isinstance(parsed, ProviderEvent):
             events.append(parsed)
         else:

@@ -49,9 +49,7 @@ def parse_event(raw: Mapping[str, Any]) -> ProviderEvent | Quarantined:
     try:
         return _parse(event_id, raw)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        return Quarantined(
-            id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw)
-        )
+        return Quarantined(id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw))
 
 
 def _parse(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent:

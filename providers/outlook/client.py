@@ -64,27 +64,19 @@ class GraphCalendarClient:
             url = self._next(body.get("@odata.nextLink"))
         return calendars
 
-    async def list_changes(
-        self, calendar_id: str, cursor: str | None, window: Window
-    ) -> AsyncIterator[ChangePage]:
+    async def list_changes(self, calendar_id: str, cursor: str | None, window: Window) -> AsyncIterator[ChangePage]:
         """A new delta round over `window` (cursor None), or changes since deltaLink `cursor`."""
         full = cursor is None
         url: str | None = (
-            self._http.check_link(cursor)
-            if cursor is not None
-            else self._delta_start(calendar_id, window)
+            self._http.check_link(cursor) if cursor is not None else self._delta_start(calendar_id, window)
         )
         while url is not None:
             body = await self._call("GET", url, headers=self._delta_headers)
             url = self._next(body.get("@odata.nextLink"))
             delta = None if url else body.get("@odata.deltaLink")
             if url is None and not isinstance(delta, str):
-                raise errors.MalformedResponseError(
-                    "delta page carries neither nextLink nor deltaLink"
-                )
-            page = _page(
-                body.get("value") or (), self._http.check_link(delta) if delta else None, full
-            )
+                raise errors.MalformedResponseError("delta page carries neither nextLink nor deltaLink")
+            page = _page(body.get("value") or (), self._http.check_link(delta) if delta else None, full)
             if url is None or page.events or page.quarantined:
                 yield page
 
@@ -103,9 +95,7 @@ class GraphCalendarClient:
             **appointment_body(body),
             "transactionId": transaction_id_for(body.appointment_id),
         }
-        raw = await self._call(
-            "POST", self._events_url(calendar_id), json_body=payload, headers=_EVENT_HEADERS
-        )
+        raw = await self._call("POST", self._events_url(calendar_id), json_body=payload, headers=_EVENT_HEADERS)
         written = _written(raw)
         if _same_times(raw, payload):
             return written
@@ -116,9 +106,7 @@ class GraphCalendarClient:
     ) -> WrittenEvent:
         """Replace calsync's fields of an event (PreconditionFailedError when `etag` is stale)."""
         headers = {**_EVENT_HEADERS, "If-Match": etag} if etag else _EVENT_HEADERS
-        raw = await self._call(
-            "PATCH", self._event_url(event_id), json_body=appointment_body(body), headers=headers
-        )
+        raw = await self._call("PATCH", self._event_url(event_id), json_body=appointment_body(body), headers=headers)
         return _written(raw)
 
     async def delete_event(self, calendar_id: str, event_id: str) -> None:
@@ -147,9 +135,7 @@ class GraphCalendarClient:
         }
         if lifecycle_url:
             payload["lifecycleNotificationUrl"] = lifecycle_url
-        return _subscription(
-            await self._call("POST", self._base + "/subscriptions", json_body=payload)
-        )
+        return _subscription(await self._call("POST", self._base + "/subscriptions", json_body=payload))
 
     async def renew(self, subscription_id: str, expires_at: datetime) -> Subscription:
         """Move a subscription's expiry (also reauthorises it); NotFoundError if it is gone."""
@@ -160,9 +146,7 @@ class GraphCalendarClient:
     async def unsubscribe(self, subscription_id: str) -> None:
         """Delete a subscription; one already gone counts as success."""
         try:
-            await self._call(
-                "DELETE", f"{self._base}/subscriptions/{quote_segment(subscription_id)}"
-            )
+            await self._call("DELETE", f"{self._base}/subscriptions/{quote_segment(subscription_id)}")
         except errors.NotFoundError:
             return
 
@@ -211,11 +195,7 @@ def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
     events: list[ProviderEvent] = []
     quarantined: list[Quarantined] = []
     for raw in items:
-        parsed = (
-            parse_event(raw)
-            if isinstance(raw, dict)
-            else Quarantined("", "item is not an object", {"item": raw})
-        )
+        parsed = parse_event(raw) if isinstance(raw, dict) else Quarantined("", "item is not an object", {"item": raw})
         if isinstance(parsed, ProviderEvent):
             events.append(parsed)
         else:
