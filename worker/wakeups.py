@@ -6,6 +6,8 @@ sweep, it never loses it.
 
 from __future__ import annotations
 
+import contextlib
+
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -19,7 +21,5 @@ def channel(prefix: str, kind: str) -> str:
 
 async def wake(redis: Redis, prefix: str, kind: str = SYNC) -> None:
     """Tell every worker that `kind` work is due (best effort)."""
-    try:
+    with contextlib.suppress(RedisError, OSError):  # the periodic sweep still finds the work
         await redis.publish(channel(prefix, kind), "1")
-    except (RedisError, OSError):
-        pass  # the periodic sweep still finds the work
