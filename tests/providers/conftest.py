@@ -1,7 +1,8 @@
 """Fixtures for the provider clients against the real sandbox over HTTP.
 
-`account(provider)` builds a sandbox user with tokens and a ready client; every test
-starts from a reset sandbox (no users, faults or request log).
+The session-wide `sandbox` comes from tests/conftest.py. `account(provider)` builds a
+sandbox user with tokens and a ready client; every test here starts from a reset sandbox
+(no users, faults or request log).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from providers.http import (
 )
 from providers.oauth import OAuthProvider, google_provider, microsoft_provider
 from providers.outlook.client import GraphCalendarClient
-from providers.sandbox import Sandbox, start_sandbox
+from providers.sandbox import Sandbox
 from providers.tokens import AccessTokens
 
 # Fast but real backoff: tests exercise the policy without waiting seconds.
@@ -76,13 +77,6 @@ class Account:
                 "timeZone": "UTC",
             },
         }
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[Sandbox]:
-    sb = await start_sandbox()
-    yield sb
-    await sb.stop()
 
 
 @pytest.fixture(scope="module")
