@@ -7,6 +7,7 @@ https://learn.microsoft.com/graph/api/resources/calendar-overview
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -223,7 +224,7 @@ class GraphApi:
 
     # -- calendarView and delta ----------------------------------------------------
 
-    def _window(self, request: web.Request) -> tuple[Any, Any]:
+    def _window(self, request: web.Request) -> tuple[datetime, datetime]:
         start = parse_query_instant(request.query.get("startDateTime"), "startDateTime")
         end = parse_query_instant(request.query.get("endDateTime"), "endDateTime")
         if end <= start:

@@ -46,6 +46,52 @@ EVENT_DEFAULTS: dict[str, Any] = {
     "onlineMeeting": None,
 }
 ALWAYS = ("@odata.etag", "id")  # $select never removes these
+# Graph's property order. Names the server computes come from `_computed`; the rest are the
+# client's values over EVENT_DEFAULTS. transactionId and originalStart appear only when set.
+ORDER = (
+    "@odata.etag",
+    "id",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "changeKey",
+    "categories",
+    "transactionId",
+    "originalStartTimeZone",
+    "originalEndTimeZone",
+    "iCalUId",
+    "reminderMinutesBeforeStart",
+    "isReminderOn",
+    "hasAttachments",
+    "subject",
+    "bodyPreview",
+    "importance",
+    "sensitivity",
+    "isAllDay",
+    "isCancelled",
+    "isOrganizer",
+    "responseRequested",
+    "seriesMasterId",
+    "showAs",
+    "type",
+    "webLink",
+    "onlineMeetingUrl",
+    "isOnlineMeeting",
+    "onlineMeetingProvider",
+    "allowNewTimeProposals",
+    "isDraft",
+    "hideAttendees",
+    "responseStatus",
+    "body",
+    "start",
+    "end",
+    "originalStart",
+    "location",
+    "locations",
+    "recurrence",
+    "attendees",
+    "organizer",
+    "onlineMeeting",
+)
 
 
 def event_json(
@@ -56,74 +102,52 @@ def event_json(
     expand_ids: list[str] | None = None,
 ) -> dict[str, Any]:
     """An event, occurrence or exception as Graph renders it in the requested zone."""
+    merged = {**EVENT_DEFAULTS, **inst.event.fields, **(inst.override.fields if inst.override else {})}
+    computed = _computed(inst, box, tz_name, merged)
+    out = {
+        name: computed[name] if name in computed else merged[name]
+        for name in ORDER
+        if name in computed or name in merged
+    }
+    if expand_ids is not None:
+        wanted = {i.lower() for i in expand_ids}
+        out["singleValueExtendedProperties"] = [
+            {"id": key, "value": value}
+            for key, value in inst.event.extended.items()
+            if not wanted or key.lower() in wanted
+        ]
+    return _select(out, select)
+
+
+def _computed(inst: ev.Instance, box: Mailbox, tz_name: str, merged: dict[str, Any]) -> dict[str, Any]:
+    """The properties the server owns for this instance."""
     event = inst.event
-    fields = {**event.fields, **(inst.override.fields if inst.override else {})}
-    merged = {**EVENT_DEFAULTS, **fields}
-    body = merged["body"] if isinstance(merged["body"], dict) else EVENT_DEFAULTS["body"]
-    modified = inst.override.modified if inst.override else event.modified
+    is_instance = inst.original_start is not None
     out: dict[str, Any] = {
         "@odata.etag": inst.etag,
         "id": inst.id,
         "createdDateTime": utc_stamp(event.created),
-        "lastModifiedDateTime": utc_stamp(modified),
+        "lastModifiedDateTime": utc_stamp(inst.override.modified if inst.override else event.modified),
         "changeKey": inst.change_key,
-        "categories": merged["categories"],
+        "originalStartTimeZone": windows_name(event.start_zone),
+        "originalEndTimeZone": windows_name(event.end_zone),
+        # Unlike Google's iCalUID, Graph's differs per occurrence.
+        "iCalUId": f"{event.ical_uid}{inst.original_start:%Y%m%d}" if is_instance else event.ical_uid,
+        "hasAttachments": False,
+        "bodyPreview": _preview(merged["body"]),
+        "seriesMasterId": event.id if is_instance else None,
+        "type": inst.type,
+        "webLink": f"https://outlook.office365.com/owa/?itemid={inst.id}&exvsurl=1&path=/calendar/item",
+        "recurrence": event.recurrence if inst.type == "seriesMaster" else None,
     }
+    out["start"], out["end"] = _times(inst, tz_name)
     if event.transaction_id is not None:
         out["transactionId"] = event.transaction_id
-    out.update(
-        {
-            "originalStartTimeZone": windows_name(event.start_zone),
-            "originalEndTimeZone": windows_name(event.end_zone),
-            "iCalUId": event.ical_uid
-            if inst.original_start is None
-            else f"{event.ical_uid}{inst.original_start:%Y%m%d}",
-            "reminderMinutesBeforeStart": merged["reminderMinutesBeforeStart"],
-            "isReminderOn": merged["isReminderOn"],
-            "hasAttachments": False,
-            "subject": merged["subject"],
-            "bodyPreview": _preview(body),
-        }
-    )
-    for name in (
-        "importance",
-        "sensitivity",
-        "isAllDay",
-        "isCancelled",
-        "isOrganizer",
-        "responseRequested",
-    ):
-        out[name] = merged[name]
-    out["seriesMasterId"] = event.id if inst.type in ("occurrence", "exception") else None
-    out["showAs"] = merged["showAs"]
-    out["type"] = inst.type
-    out["webLink"] = f"https://outlook.office365.com/owa/?itemid={inst.id}&exvsurl=1&path=/calendar/item"
-    for name in (
-        "onlineMeetingUrl",
-        "isOnlineMeeting",
-        "onlineMeetingProvider",
-        "allowNewTimeProposals",
-        "isDraft",
-        "hideAttendees",
-        "responseStatus",
-        "body",
-    ):
-        out[name] = merged[name]
-    out["start"], out["end"] = _times(inst, tz_name)
     if inst.original_start is not None:
         out["originalStart"] = inst.original_start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    for name in ("location", "locations"):
-        out[name] = merged[name]
-    out["recurrence"] = event.recurrence if inst.type == "seriesMaster" else None
-    out["attendees"] = merged["attendees"]
-    out["organizer"] = merged.get("organizer") or {"emailAddress": {"name": box.display_name, "address": box.email}}
-    out["onlineMeeting"] = merged["onlineMeeting"]
-    if expand_ids is not None:
-        wanted = {i.lower() for i in expand_ids}
-        out["singleValueExtendedProperties"] = [
-            {"id": key, "value": value} for key, value in event.extended.items() if not wanted or key.lower() in wanted
-        ]
-    return _select(out, select)
+    if not merged.get("organizer"):
+        out["organizer"] = {"emailAddress": {"name": box.display_name, "address": box.email}}
+    return out
 
 
 def _times(inst: ev.Instance, tz_name: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -140,8 +164,8 @@ def _times(inst: ev.Instance, tz_name: str) -> tuple[dict[str, str], dict[str, s
     }
 
 
-def _preview(body: dict[str, Any]) -> str:
-    text = str(body.get("content") or "")
+def _preview(body: Any) -> str:
+    text = str(body.get("content") or "") if isinstance(body, dict) else ""
     return " ".join(text.split())[:255]
 
 

@@ -7,6 +7,7 @@ Windows ("Pacific Standard Time") or IANA zone names.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,11 +31,12 @@ def zone(name: str | None) -> tzinfo:
 
 
 def parse_local(value: str) -> datetime:
-    """Parse a naive Graph dateTime (up to 7 fractional digits; Python takes 6)."""
-    text = value.rstrip("Z")
+    """Parse a Graph dateTime: up to 7 fractional digits (Python takes 6), optional offset."""
+    text = value.strip().replace("Z", "+00:00")
     if "." in text:
-        head, frac = text.split(".", 1)
-        text = f"{head}.{frac[:6]}"
+        head, rest = text.split(".", 1)
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
     try:
         return datetime.fromisoformat(text)
     except ValueError as exc:
@@ -84,15 +86,10 @@ def utc_stamp(instant: datetime) -> str:
 
 
 def parse_stamp(value: str) -> datetime:
-    """Parse a DateTimeOffset string such as a subscription's expirationDateTime."""
-    text = value.strip().replace("Z", "+00:00")
-    if "." in text:
-        head, rest = text.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+    """Parse a DateTimeOffset string such as a subscription's expirationDateTime (UTC if naive)."""
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
+        parsed = parse_local(value)
+    except GraphError as exc:
         raise GraphError(400, "InvalidRequest", f"Cannot convert '{value}' to DateTimeOffset.") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
