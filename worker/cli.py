@@ -64,6 +64,17 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Run the provider sandbox alone (Google and Microsoft emulators) until Ctrl-C."""
+    import contextlib
+
+    from providers.sandbox.server import serve as serve_sandbox
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_sandbox(args.host, args.port))
+    return 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     """Print the installed calsync version."""
     print(f"calsync {package_version('calsync')}")
@@ -87,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     token = add("token", cmd_token, "Mint a development JWT for a company (HS256 with auth.jwt_secret).")
     token.add_argument("--company", required=True, help="company id put in the company claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires")
+    sandbox = add("sandbox", cmd_sandbox, "Run the Google and Microsoft provider emulators alone.")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
     add("version", cmd_version, "Print the version.")
     return parser
 
