@@ -62,6 +62,11 @@ class Query:
             fields.pop(name)
         return json.dumps(fields, default=str, sort_keys=True)
 
+    def filtered(self) -> bool:
+        """Whether any non-time filter applies (most listings have none)."""
+        props = self.private_props or self.shared_props or self.event_types
+        return bool(self.updated_min or self.ical_uid or self.q or props)
+
     def mints_sync_token(self) -> bool:
         """Google gives no nextSyncToken after a filtered or ordered listing."""
         return not (self.order_by or self.q or self.ical_uid or self.updated_min)
@@ -179,15 +184,16 @@ class Lister:
 
     def items(self, cal: Calendar, query: Query, candidates: list[Record], changes: bool) -> Iterable[Record]:
         """Candidates after filtering and (with singleEvents) series expansion."""
-        ids = {r.id for r in candidates}
+        ids = {r.id for r in candidates} if query.single_events else set()
+        filtered = query.filtered()
         for record in candidates:
-            if not matches(record, query):
+            if filtered and not matches(record, query):
                 continue
             if query.single_events and record.recurring:
                 yield from self.instances(cal, record, query, changes)
             elif query.single_events and record.body.get("recurringEventId") in ids:
                 continue  # its master's expansion already placed it
-            elif visible(record, query, changes) and in_window(record, query):
+            elif in_window(record, query) and visible(record, query, changes):
                 yield record
 
     def instances(self, cal: Calendar, master: Record, query: Query, changes: bool) -> Iterable[Record]:
@@ -265,9 +271,8 @@ def props_match(values: dict[str, str], constraints: tuple[str, ...]) -> bool:
 
 def sort_key(record: Record, query: Query) -> Key:
     """startTime: by start; updated: by updated; default: creation order, then start."""
-    start = record.span.start.isoformat()
     if query.order_by == "startTime":
-        return (start, record.id)
+        return (record.start_ts, record.id)
     if query.order_by == "updated":
         return (record.body["updated"], record.id)
-    return (record.ordinal, start, record.id)
+    return (record.ordinal, record.start_ts, record.id)

@@ -36,6 +36,10 @@ class Record:
     seq: int
     ordinal: int
     span: ev.Span
+    start_ts: int = field(init=False)  # epoch seconds: a cheap sort key
+
+    def __post_init__(self) -> None:
+        self.start_ts = int(self.span.start.timestamp())
 
     @property
     def id(self) -> str:
