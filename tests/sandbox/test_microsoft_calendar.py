@@ -258,3 +258,20 @@ async def test_users_paths_reach_only_the_own_mailbox(graph: Graph, sandbox: Any
     finally:
         await other.close()
     assert denied.status == 403 and denied.body["error"]["code"] == "ErrorAccessDenied"
+
+
+async def test_series_keep_wall_clock_time_across_dst(graph: Graph) -> None:
+    weekly = {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["friday"]},
+        "range": {"type": "numbered", "startDate": "2027-03-26", "numberOfOccurrences": 2},
+    }
+    body = timed("2027-03-26T09:00:00", "2027-03-26T10:00:00", "W. Europe Standard Time", recurrence=weekly)
+    assert (await graph.call("POST", "/me/events", json=body)).status == 201
+    window = {"startDateTime": "2027-03-20T00:00:00Z", "endDateTime": "2027-04-05T00:00:00Z"}
+    prefer = {"Prefer": 'outlook.timezone="W. Europe Standard Time"'}
+    reply = await graph.call("GET", "/me/calendarView", params=window, headers=prefer)
+    local = [i["start"]["dateTime"] for i in reply.body["value"]]
+    assert local == ["2027-03-26T09:00:00.0000000", "2027-04-02T09:00:00.0000000"]
+    utc = await graph.call("GET", "/me/calendarView", params=window)
+    # Central Europe moves to summer time on 28 March 2027: 09:00 local is 08:00, then 07:00 UTC.
+    assert [i["start"]["dateTime"][11:16] for i in utc.body["value"]] == ["08:00", "07:00"]

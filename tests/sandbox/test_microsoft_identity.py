@@ -69,7 +69,7 @@ async def consent(
     action = re.search(r'<form method="post" action="([^"]+)"', html)
     assert action is not None
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
-    form = {**fields, "login": email, "decision": decision}
+    form = {**fields, "email": email, "decision": decision}
     async with http.post(sandbox.url + action.group(1), data=form, allow_redirects=False) as back:
         assert back.status == 302
         location = back.headers["Location"]

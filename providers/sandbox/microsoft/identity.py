@@ -42,9 +42,9 @@ PAGE = """<!doctype html>
 <p>{client} would like to: {scopes}</p>
 <form method="post" action="{action}">
 {hidden}
-<label>Account <input type="email" name="login" value="{login}"></label>
+<label>Email <input type="email" name="email" value="{login}" required></label>
 <button type="submit" name="decision" value="allow">Accept</button>
-<button type="submit" name="decision" value="deny">Cancel</button>
+<button type="submit" name="decision" value="deny" formnovalidate>Cancel</button>
 </form>
 </body></html>
 """
@@ -171,7 +171,8 @@ class Identity:
                 {"error": problem[0], "error_description": problem[1], "state": state},
                 mode,
             )
-        login = params.get("login") or params.get("login_hint")
+        # The same form fields as the Google half's consent page, so one test helper fits both.
+        login = (params.get("email") or params.get("login_hint") or "").strip()
         if params.get("decision") != "allow" or not login:
             description = "AADSTS65004: User declined to consent to access the app."
             return _redirect(
