@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rruleset, rrulestr
 
-MAX_INSTANCES = 5000  # guard against a window that holds an absurd number of occurrences
+MAX_INSTANCES = 50_000  # guards against absurd rules (FREQ=SECONDLY); a daily series since 1990 fits
 
 
 class RecurrenceError(ValueError):

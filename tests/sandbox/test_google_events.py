@@ -198,3 +198,9 @@ async def test_secondary_calendar_is_separate(guser: GoogleUser) -> None:
 async def test_bad_json_body_is_parse_error(guser: GoogleUser) -> None:
     status, body, _ = await guser.call("POST", EVENTS, data=b"{nope", headers={"Content-Type": "application/json"})
     assert (status, reason(body)) == (400, "parseError")
+
+
+async def test_unserved_paths_are_google_not_found(guser: GoogleUser) -> None:
+    for verb, path in (("GET", "/colors"), ("POST", f"{EVENTS}/abcdef")):
+        status, body, _ = await guser.call(verb, path)
+        assert (status, reason(body)) == (404, "notFound")

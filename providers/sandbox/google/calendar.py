@@ -348,6 +348,11 @@ class CalendarApi:
         self.state.stop(data.get("id"), data.get("resourceId"))
         return web.Response(status=204)
 
+    @google_errors
+    async def unknown(self, request: web.Request) -> web.Response:
+        """Methods the sandbox does not serve answer as Google does for unknown paths."""
+        raise GoogleError("notFound")
+
     def add_routes(self, app: web.Application) -> None:
         """Mount the Calendar API paths."""
         events = API + "/calendars/{calendar_id}/events"
@@ -365,5 +370,6 @@ class CalendarApi:
                 web.patch(events + "/{event_id}", self.events_patch),
                 web.delete(events + "/{event_id}", self.events_delete),
                 web.post(API + "/channels/stop", self.channels_stop),
+                web.route("*", API + "/{tail:.*}", self.unknown),
             ]
         )
