@@ -275,3 +275,25 @@ async def test_series_keep_wall_clock_time_across_dst(graph: Graph) -> None:
     utc = await graph.call("GET", "/me/calendarView", params=window)
     # Central Europe moves to summer time on 28 March 2027: 09:00 local is 08:00, then 07:00 UTC.
     assert [i["start"]["dateTime"][11:16] for i in utc.body["value"]] == ["08:00", "07:00"]
+
+
+@pytest.mark.parametrize(
+    "recurrence",
+    [
+        {"pattern": {"type": "daily", "interval": "often"}, "range": {"type": "noEnd", "startDate": "2026-12-01"}},
+        {
+            "pattern": {"type": "absoluteMonthly", "dayOfMonth": 40},
+            "range": {"type": "noEnd", "startDate": "2026-12-01"},
+        },
+        {
+            "pattern": {"type": "weekly", "daysOfWeek": ["someday"]},
+            "range": {"type": "noEnd", "startDate": "2026-12-01"},
+        },
+        {"pattern": {"type": "hourly"}, "range": {"type": "noEnd", "startDate": "2026-12-01"}},
+        {"pattern": {"type": "daily"}, "range": {"type": "numbered", "startDate": "2026-12-01"}},
+    ],
+)
+async def test_malformed_recurrence_is_a_400(graph: Graph, recurrence: dict[str, Any]) -> None:
+    body = timed("2026-12-01T09:00:00", "2026-12-01T10:00:00", recurrence=recurrence)
+    reply = await graph.call("POST", "/me/events", json=body)
+    assert reply.status == 400 and reply.body["error"]["code"]

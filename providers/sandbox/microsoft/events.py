@@ -271,7 +271,10 @@ def series_fields(
     rule = pattern.to_rule(recurrence_body, local)
     # Outlook moves the master to its first real occurrence, so the start is always one.
     anchor = rule.dtstart.replace(tzinfo=tz)
-    first = _first_rule_match(anchor, rule.rrule)
+    try:
+        first = _first_rule_match(anchor, rule.rrule)
+    except ValueError as exc:  # e.g. dayOfMonth 40: dateutil refuses the rule
+        raise GraphError(400, "ErrorInvalidRequest", f"The recurrence pattern is not valid: {exc}") from exc
     if first is None:
         raise GraphError(400, "ErrorInvalidRequest", "The recurrence pattern has no occurrences.")
     return pattern.normalise(recurrence_body, local, start_zone), rule.rrule, first.astimezone(UTC)

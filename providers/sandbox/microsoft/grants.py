@@ -192,8 +192,10 @@ class Grants:
         """Validate a refresh token and rotate it (the old one stays usable for the grace "
         "period)."""
         found = self.refresh.get(token or "")
-        if found is None or found.grant.client_id != client.client_id:
+        if found is None:
             raise AadError(9002313)
+        if found.grant.client_id != client.client_id:
+            raise AadError(70000, detail="The refresh token was issued to a different client.")
         if found.grant.revoked:
             raise AadError(50173)
         if found.grant.inactive:

@@ -35,6 +35,9 @@ def graph_handler(handler: Handler) -> Handler:
             return await handler(request)
         except GraphError as err:
             return graph_error_response(err, request)
+        except (ValueError, TypeError) as exc:
+            # Malformed input the parsers did not anticipate: Graph answers 400, never 500.
+            return graph_error_response(GraphError(400, "BadRequest", f"Invalid request: {exc}"), request)
 
     return wrapped
 
