@@ -62,7 +62,7 @@ class GoogleUser:
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain client session (no redirects followed by default in tests that say so)."""
+    """A plain aiohttp client session for the test."""
     async with aiohttp.ClientSession() as session:
         yield session
 

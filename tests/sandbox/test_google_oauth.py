@@ -272,3 +272,26 @@ async def test_read_only_scope_cannot_write(guser: GoogleUser) -> None:
     status, error, _ = await guser.call("POST", "/calendars/primary/events", json=body, token=tokens["access_token"])
     assert status == 403 and error["error"]["errors"][0]["reason"] == "insufficientPermissions"
     assert (await guser.call("GET", "/calendars/primary/events", token=tokens["access_token"]))[0] == 200
+
+
+async def test_codes_expire(app_client: Sandbox, http: aiohttp.ClientSession) -> None:
+    verifier, challenge = pkce()
+    code = (await consent(app_client, http, auth_params(challenge)))["code"][0]
+    real_clock = app_client.ctx.clock
+    later = real_clock() + timedelta(seconds=601)
+    app_client.ctx.clock = lambda: later
+    try:
+        status, body = await token_call(
+            app_client, http, grant_type="authorization_code", code=code,
+            redirect_uri=REDIRECT, code_verifier=verifier,
+        )  # fmt: skip
+    finally:
+        app_client.ctx.clock = real_clock
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_consent_page_prefills_login_hint(app_client: Sandbox, http: aiohttp.ClientSession) -> None:
+    async with http.get(app_client.google_auth_url, params=auth_params(pkce()[1])) as page:
+        html = await page.text()
+    assert 'name="email" value="alice@example.test"' in html
+    assert "<form" in html and "Allow" in html and "Deny" in html
