@@ -8,7 +8,7 @@ from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from jobs import housekeeping
+from jobs import housekeeping, notify
 from worker.deps import Deps
 
 HEARTBEAT_SECONDS = 15  # often enough for an alert on "no heartbeat for a minute"
@@ -26,6 +26,7 @@ def periodic_jobs(deps: Deps) -> list[Periodic]:
     """Every recurring job of the daemon; each is a plain async function of Deps."""
     return [
         Periodic("heartbeat", housekeeping.heartbeat, HEARTBEAT_SECONDS),
+        Periodic("notify", notify.sweep, deps.settings.notify.sweep_seconds),
     ]
 
 

@@ -171,6 +171,17 @@ class SyncSettings(_Section):
     concurrency: int = Field(8, ge=1)
 
 
+class NotifySettings(_Section):
+    timeout_seconds: float = Field(5.0, gt=0)  # a slow receiver costs at most this per attempt
+    retry_for_seconds: int = Field(86400, ge=0)  # give up on a delivery after this long
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    backoff_cap_seconds: float = Field(600.0, gt=0)
+    sweep_seconds: float = Field(1.0, gt=0)
+    batch: int = Field(50, ge=1)
+    concurrency: int = Field(10, ge=1)
+    secret_overlap_seconds: int = Field(86400, ge=0)
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -189,6 +200,7 @@ class Settings(_Section):
     http: HttpSettings = HttpSettings()
     oauth: OAuthSettings = OAuthSettings()
     sync: SyncSettings = SyncSettings()
+    notify: NotifySettings = NotifySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
