@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worker.db.notifications import company_of_resource, enqueue_event
 from worker.db.tables import ExternalCalendar
 
 
@@ -38,11 +39,26 @@ async def store_tokens(
     await session.execute(update(ExternalCalendar).where(ExternalCalendar.id == connection_id).values(**values))
 
 
-async def mark_reauth_required(*, session: AsyncSession, connection_id: int, reason: str) -> None:
-    """The grant is dead: stop using it until the resource re-authorises."""
+async def mark_reauth_required(*, session: AsyncSession, connection_id: int, reason: str, now: datetime) -> bool:
+    """The grant is dead: stop using it until the resource re-authorises; tell the main API once."""
     stmt = (
         update(ExternalCalendar)
-        .where(ExternalCalendar.id == connection_id)
+        .where(ExternalCalendar.id == connection_id, ExternalCalendar.status != "reauth_required")
         .values(status="reauth_required", last_error=reason, access_token_enc=None, access_token_expires_at=None)
+        .returning(ExternalCalendar.resource_id, ExternalCalendar.provider, ExternalCalendar.account_email)
     )
-    await session.execute(stmt)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        return False
+    company_id = await company_of_resource(session=session, resource_id=row.resource_id)
+    if company_id is not None:
+        obj = {"externalCalendarId": connection_id, "provider": row.provider, "calendarEmail": row.account_email}
+        await enqueue_event(
+            session=session,
+            company_id=company_id,
+            event_type="externalCalendar.reauthRequired",
+            resource_id=row.resource_id,
+            obj={**obj, "reason": reason},
+            now=now,
+        )
+    return True
