@@ -10,7 +10,7 @@ from typing import Any
 
 from providers.sandbox.microsoft import events as ev
 from providers.sandbox.microsoft.state import Calendar, Mailbox
-from providers.sandbox.microsoft.times import render_dtz, utc_stamp, windows_name, zone
+from providers.sandbox.microsoft.times import render_dtz, seven_digits, utc_stamp, windows_name, zone
 
 # Values Outlook fills in when the client did not set them.
 EVENT_DEFAULTS: dict[str, Any] = {
@@ -157,11 +157,7 @@ def _times(inst: ev.Instance, tz_name: str) -> tuple[dict[str, str], dict[str, s
     own = zone(inst.override.start_zone if inst.override else inst.event.start_zone)
     start = inst.start.astimezone(own).replace(tzinfo=None)
     end = inst.end.astimezone(own).replace(tzinfo=None)
-    fmt = "%Y-%m-%dT%H:%M:%S.0000000"
-    return {"dateTime": start.strftime(fmt), "timeZone": tz_name}, {
-        "dateTime": end.strftime(fmt),
-        "timeZone": tz_name,
-    }
+    return {"dateTime": seven_digits(start), "timeZone": tz_name}, {"dateTime": seven_digits(end), "timeZone": tz_name}
 
 
 def _preview(body: Any) -> str:
