@@ -189,6 +189,7 @@ async def test_slow_receiver_counts_as_failure(
 
 async def test_lifecycle_events_on_demand(graph: Graph, receiver: Receiver, sandbox: Any) -> None:
     sub = (await subscribe(graph, receiver)).body
+    assert (await graph.call("POST", f"/subscriptions/{sub['id']}/reauthorize")).status == 204
     for event in ("reauthorizationRequired", "missed", "subscriptionRemoved"):
         await sandbox.control.request(
             "POST",
