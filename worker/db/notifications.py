@@ -138,7 +138,7 @@ async def claim_due(
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .where(WebhookDelivery.id.in_(ids))
     )
-    return [(d, e) for d, e in (await session.execute(stmt)).tuples()]
+    return [(row[0], row[1]) for row in await session.execute(stmt)]
 
 
 async def record_attempt(
