@@ -75,6 +75,33 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt every stored token and secret under the first key of crypto.keys."""
+    from worker.crypto import TokenCipher
+    from worker.db.engine import make_engine, make_sessions
+    from worker.db.key_rotation import rotate_all
+    from worker.embedded import embedded_postgres, with_development_secrets
+
+    settings = with_development_secrets(_settings(args))
+    cipher = TokenCipher(settings.crypto.keys)
+
+    async def run(url: str) -> int:
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with make_sessions(engine)() as session, session.begin():
+                return await rotate_all(session=session, rotate=cipher.rotate)
+        finally:
+            await engine.dispose()
+
+    if settings.database.url:
+        count = asyncio.run(run(settings.database.url))
+    else:
+        with embedded_postgres(Path(settings.embedded.data_dir)) as url:
+            count = asyncio.run(run(url))
+    print(f"re-encrypted {count} stored secrets under the first key; older keys can now be removed")
+    return 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     """Print the installed calsync version."""
     print(f"calsync {package_version('calsync')}")
@@ -101,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = add("sandbox", cmd_sandbox, "Run the Google and Microsoft provider emulators alone.")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
+    add("rotate-keys", cmd_rotate_keys, "Re-encrypt stored tokens and secrets under the first crypto key.")
     add("version", cmd_version, "Print the version.")
     return parser
 
