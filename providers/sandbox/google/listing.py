@@ -274,5 +274,5 @@ def sort_key(record: Record, query: Query) -> Key:
     if query.order_by == "startTime":
         return (record.start_ts, record.id)
     if query.order_by == "updated":
-        return (record.body["updated"], record.id)
+        return (record.body["updated"], record.seq)  # seq breaks ties within one millisecond
     return (record.ordinal, record.start_ts, record.id)
