@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from worker.api.errors import ApiError, error_response
+from worker.api.keys import DEPS
 from worker.logging import get_logger
 from worker.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -33,7 +35,11 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     try:
-        response = await handler(request)
+        # A slow client (or a stuck handler) cannot hold a worker longer than this.
+        async with asyncio.timeout(request.app[DEPS].settings.server.request_timeout_seconds):
+            response = await handler(request)
+    except TimeoutError:
+        response = error_response(408, "request_timeout", "request took too long")
     except ApiError as exc:
         response = exc.response()
     except web.HTTPException as exc:
