@@ -21,6 +21,8 @@ import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -35,6 +37,12 @@ from worker.deps import Deps
 from worker.embedded import embedded_postgres, embedded_redis
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 32
+
+# Property tests share two cores with servers and other tests: judge them by results, not speed.
+hypothesis_settings.register_profile(
+    "calsync", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+hypothesis_settings.load_profile("calsync")
 
 
 def _with_database(url: str, name: str) -> str:
