@@ -182,6 +182,15 @@ class NotifySettings(_Section):
     secret_overlap_seconds: int = Field(86400, ge=0)
 
 
+class AvailabilitySettings(_Section):
+    max_range_days: int = Field(62, ge=1, le=400)  # one query covers about two months of slots
+    stale_policy: Literal["closed", "open"] = "closed"  # default when resource and company say nothing
+    stale_after_seconds: int = Field(900, ge=1)  # a read calendar older than this is stale
+    cache_ttl_seconds: int = Field(300, ge=1)  # bounds staleness if a purge is lost while Redis is down
+    redis_timeout_seconds: float = Field(0.25, gt=0)  # a slow Redis costs at most this per call
+    compute_lock_seconds: float = Field(5.0, gt=0)  # another process waits this long at most for one compute
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -201,6 +210,7 @@ class Settings(_Section):
     oauth: OAuthSettings = OAuthSettings()
     sync: SyncSettings = SyncSettings()
     notify: NotifySettings = NotifySettings()
+    availability: AvailabilitySettings = AvailabilitySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
