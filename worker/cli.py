@@ -18,7 +18,9 @@ EXIT_CONFIG = 2
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load(args.config)
-    calsync_logging.configure(settings.logging.level, settings.logging.format)
+    # The daemon logs to stdout; other commands keep stdout for their output (a token, a table).
+    stream = sys.stdout if args.command == "serve" else sys.stderr
+    calsync_logging.configure(settings.logging.level, settings.logging.format, stream)
     return settings
 
 
