@@ -23,3 +23,9 @@ SCHEDULER_LAST_HEARTBEAT = Gauge(
     "calsync_scheduler_last_heartbeat_timestamp_seconds", "Unix time of the last heartbeat", registry=REGISTRY
 )
 CACHE_PURGES = Counter("calsync_cache_purges_total", "Availability cache purges", ["outcome"], registry=REGISTRY)
+AVAILABILITY_CACHE = Counter(
+    "calsync_availability_cache_total", "Availability answers by cache outcome", ["outcome"], registry=REGISTRY
+)
+CACHE_ERRORS = Counter(
+    "calsync_cache_errors_total", "Redis failures the availability cache swallowed", ["op"], registry=REGISTRY
+)
