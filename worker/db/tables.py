@@ -133,6 +133,9 @@ class CalendarLink(Base):
     push_last_message_at: Mapped[datetime | None] = mapped_column(TZ)
     push_last_message_number: Mapped[int | None] = mapped_column(BigInteger)
     push_error: Mapped[str | None] = mapped_column(Text)
+    # When push is next opened, renewed or retried (jittered; also a short lease while in flight).
+    push_renew_at: Mapped[datetime | None] = mapped_column(TZ, index=True)
+    push_failures: Mapped[int] = mapped_column(Integer, server_default="0", nullable=False)
     # Coordination: a durable request, a lease, per-link backoff.
     sync_requested_at: Mapped[datetime | None] = mapped_column(TZ)
     sync_interactive: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), nullable=False)
