@@ -191,6 +191,20 @@ class AvailabilitySettings(_Section):
     compute_lock_seconds: float = Field(5.0, gt=0)  # another process waits this long at most for one compute
 
 
+class PushSettings(_Section):
+    enabled: bool = True  # open Google channels / Graph subscriptions for read links
+    google_ttl_seconds: int = Field(604800, ge=60)  # requested channel TTL; Google grants at most 7 days
+    subscription_minutes: int = Field(4200, ge=45, le=10080)  # Graph caps Outlook events at 4230; margin for clocks
+    renew_fraction: float = Field(0.35, gt=0, lt=1)  # renew when this share of the lifetime is left (Graph: ~1 day)
+    spread_fraction: float = Field(0.1, ge=0, lt=0.5)  # plus up to this share earlier, at random: renewals spread out
+    sweep_seconds: float = Field(5.0, gt=0)  # how often due openings/renewals are looked for
+    batch: int = Field(50, ge=1)  # links claimed per sweep
+    concurrency: int = Field(8, ge=1)  # provider calls in flight per process
+    lease_seconds: int = Field(120, ge=5)  # a claimed renewal is retried after this if its worker died
+    backoff_base_seconds: float = Field(30.0, gt=0)  # first retry after a failed open/renewal (full jitter)
+    backoff_cap_seconds: float = Field(3600.0, gt=0)  # longest wait between retries
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -211,6 +225,7 @@ class Settings(_Section):
     sync: SyncSettings = SyncSettings()
     notify: NotifySettings = NotifySettings()
     availability: AvailabilitySettings = AvailabilitySettings()
+    push: PushSettings = PushSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
