@@ -1,14 +1,22 @@
-"""Calendar links: sync requests, leases, cursors, status and backoff."""
+"""Calendar links: sync requests, leases (SKIP LOCKED), cursors, status and backoff.
+
+Coordination contract: `claim` takes a lease and *moves* the pending request into the
+claim (clearing `sync_requested_at`), so a request recorded while the sync runs is left
+on the row and causes exactly one more sync after it. A lease whose owner died expires
+and the link is due again at once (`lease_owner` still set).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import case, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worker.db.tables import CalendarLink
+from worker.db.tables import CalendarLink, Company, ExternalCalendar, Resource
 
 
 async def request_sync(
@@ -41,3 +49,205 @@ async def request_sync(
         values["full_sync_requested"] = True
     result = await session.execute(stmt.values(**values))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A leased link and the request the sync serves (restored if the sync fails)."""
+
+    link_id: int
+    requested_at: datetime | None
+    interactive: bool
+    full: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """How often links are polled: without healthy push, and with it (reconciliation)."""
+
+    poll_seconds: float
+    reconcile_seconds: float
+
+
+# Due: requested, abandoned by a dead worker, never synced, or its poll interval elapsed.
+# The poll interval is shortened by up to 10% per link (by id) so links spread out.
+_CLAIM = text(
+    """
+WITH due AS (
+    SELECT l.id, l.sync_requested_at, l.sync_interactive, l.full_sync_requested
+    FROM calendar_links l JOIN external_calendars c ON c.id = l.connection_id
+    WHERE l.read AND c.status = 'active'
+      AND (CAST(:ids AS bigint[]) IS NULL OR l.id = ANY(CAST(:ids AS bigint[])))
+      AND (l.lease_expires_at IS NULL OR l.lease_expires_at <= :now)
+      AND (:force OR (
+            (l.next_attempt_at IS NULL OR l.next_attempt_at <= :now)
+        AND (l.sync_requested_at IS NOT NULL OR l.lease_owner IS NOT NULL OR l.last_synced_at IS NULL
+             OR l.last_synced_at <= :now - make_interval(secs => (0.9 + (l.id % 101) / 1010.0) *
+                CASE WHEN l.push_expires_at > :now AND l.push_error IS NULL THEN :reconcile ELSE :poll END))))
+    ORDER BY l.sync_interactive DESC, l.sync_requested_at NULLS LAST, l.last_synced_at NULLS FIRST, l.id
+    LIMIT :limit
+    FOR UPDATE OF l SKIP LOCKED
+)
+UPDATE calendar_links l
+SET lease_owner = :owner, lease_expires_at = :expires, sync_requested_at = NULL,
+    sync_interactive = false, full_sync_requested = false
+FROM due WHERE l.id = due.id
+RETURNING l.id, due.sync_requested_at, due.sync_interactive, due.full_sync_requested
+"""
+)
+
+
+async def claim(
+    *,
+    session: AsyncSession,
+    now: datetime,
+    owner: str,
+    lease_seconds: float,
+    limit: int,
+    cadence: Cadence | None = None,
+    link_ids: Sequence[int] | None = None,
+) -> list[Claim]:
+    """Lease up to `limit` due links (or exactly `link_ids`, due or not, when no cadence)."""
+    force = cadence is None
+    params: dict[str, Any] = {
+        "ids": list(link_ids) if link_ids is not None else None,
+        "now": now,
+        "force": force,
+        "reconcile": cadence.reconcile_seconds if cadence else 0.0,
+        "poll": cadence.poll_seconds if cadence else 0.0,
+        "limit": limit,
+        "owner": owner,
+        "expires": now + timedelta(seconds=lease_seconds),
+    }
+    rows = (await session.execute(_CLAIM, params)).all()
+    return [Claim(r[0], r[1], bool(r[2]), bool(r[3])) for r in rows]
+
+
+async def extend_lease(*, session: AsyncSession, link_id: int, owner: str, until: datetime) -> bool:
+    """Push our lease's expiry out; False if the lease is no longer ours."""
+    stmt = (
+        update(CalendarLink)
+        .where(CalendarLink.id == link_id, CalendarLink.lease_owner == owner)
+        .values(lease_expires_at=until)
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def complete_sync(
+    *,
+    session: AsyncSession,
+    link_id: int,
+    owner: str,
+    cursor: str | None,
+    window: tuple[datetime, datetime] | None,
+    now: datetime,
+) -> bool:
+    """Store the new cursor and window, clear failures and release the lease (fenced by owner)."""
+    values: dict[str, Any] = {
+        "last_synced_at": now,
+        "consecutive_failures": 0,
+        "last_error": None,
+        "next_attempt_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if cursor is not None:
+        values["sync_cursor"] = cursor
+    if window is not None:
+        values |= {"window_start": window[0], "window_end": window[1]}
+    stmt = update(CalendarLink).where(CalendarLink.id == link_id, CalendarLink.lease_owner == owner).values(**values)
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def drop_cursor(*, session: AsyncSession, link_id: int, owner: str) -> None:
+    """Forget a cursor the provider no longer accepts (the next sync is a full one)."""
+    stmt = (
+        update(CalendarLink)
+        .where(CalendarLink.id == link_id, CalendarLink.lease_owner == owner)
+        .values(sync_cursor=None, window_start=None, window_end=None)
+    )
+    await session.execute(stmt)
+
+
+async def fail_sync(
+    *, session: AsyncSession, claim: Claim, owner: str, error: str, next_attempt_at: datetime | None
+) -> None:
+    """Count a failure, schedule the retry, keep the request that was being served, release."""
+    link = CalendarLink
+    stmt = (
+        update(link)
+        .where(link.id == claim.link_id, link.lease_owner == owner)
+        .values(
+            consecutive_failures=link.consecutive_failures + 1,
+            last_error=error[:2000],
+            next_attempt_at=next_attempt_at,
+            lease_owner=None,
+            lease_expires_at=None,
+            sync_requested_at=_coalesce_time(link.sync_requested_at, claim.requested_at),
+            sync_interactive=link.sync_interactive | claim.interactive,
+            full_sync_requested=link.full_sync_requested | claim.full,
+        )
+    )
+    await session.execute(stmt)
+
+
+async def release(*, session: AsyncSession, link_id: int, owner: str, error: str | None = None) -> None:
+    """Give the lease back without counting a failure (reauth, link gone, shutdown)."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if error is not None:
+        values["last_error"] = error[:2000]
+    stmt = update(CalendarLink).where(CalendarLink.id == link_id, CalendarLink.lease_owner == owner).values(**values)
+    await session.execute(stmt)
+
+
+def _coalesce_time(column: Any, value: datetime | None) -> Any:
+    return column if value is None else case((column.is_(None), value), else_=column)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTarget:
+    """Everything a sync of one link reads before talking to the provider."""
+
+    link: CalendarLink
+    connection: ExternalCalendar
+    timezone: str
+    company_settings: dict[str, Any]
+    resource_settings: dict[str, Any]
+
+
+async def sync_target(*, session: AsyncSession, link_id: int) -> SyncTarget | None:
+    """The link with its connection, resource time zone and busy-rule settings."""
+    stmt = (
+        select(CalendarLink, ExternalCalendar, Resource.timezone, Company.settings, Resource.settings)
+        .join(ExternalCalendar, ExternalCalendar.id == CalendarLink.connection_id)
+        .join(Resource, Resource.id == CalendarLink.resource_id)
+        .join(Company, Company.id == Resource.company_id)
+        .where(CalendarLink.id == link_id)
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        return None
+    return SyncTarget(row[0], row[1], row[2], dict(row[3] or {}), dict(row[4] or {}))
+
+
+async def read_links(
+    *, session: AsyncSession, resource_id: str, connection_id: int | None = None, active_only: bool = True
+) -> list[CalendarLink]:
+    """The resource's read links (of one connection, when named), oldest first."""
+    stmt = (
+        select(CalendarLink)
+        .join(ExternalCalendar, ExternalCalendar.id == CalendarLink.connection_id)
+        .where(CalendarLink.resource_id == resource_id, CalendarLink.read)
+        .order_by(CalendarLink.id)
+    )
+    if connection_id is not None:
+        stmt = stmt.where(CalendarLink.connection_id == connection_id)
+    if active_only:
+        stmt = stmt.where(ExternalCalendar.status == "active")
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_link(*, session: AsyncSession, link_id: int) -> CalendarLink | None:
+    """One link as it is now (never a cached instance)."""
+    stmt = select(CalendarLink).where(CalendarLink.id == link_id).execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()

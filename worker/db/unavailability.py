@@ -1,0 +1,135 @@
+"""Unavailability rows: set-based apply of a page of busy intervals, reconcile deletes, reads.
+
+Every write is one statement for a whole page (arrays unnested server-side), never a row
+at a time. An upsert touches a row only when its busy time really changed, so a sync that
+changes nothing writes nothing and does not purge caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class BusyRow:
+    """One busy interval of one provider event, in UTC."""
+
+    event_id: str
+    start: datetime
+    end: datetime
+    all_day: bool = False
+    show_as: str = "busy"
+    rule: str = "busy"
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BusySpan:
+    """A stored busy row of a resource, as availability reads it."""
+
+    link_id: int
+    event_id: str
+    start: datetime
+    end: datetime
+    all_day: bool
+    show_as: str
+    rule: str
+
+
+_UPSERT = text(
+    """
+INSERT INTO unavailability (resource_id, link_id, provider_event_id, start_at, end_at, all_day, show_as, rule, etag,
+                            synced_at)
+SELECT :resource_id, :link_id, u.id, u.s, u.e, u.a, u.sa, u.r, u.et, :now
+FROM unnest(CAST(:ids AS text[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
+            CAST(:all_days AS boolean[]), CAST(:show_as AS text[]), CAST(:rules AS text[]), CAST(:etags AS text[]))
+     AS u(id, s, e, a, sa, r, et)
+ON CONFLICT (link_id, provider_event_id) DO UPDATE
+SET start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, all_day = EXCLUDED.all_day,
+    show_as = EXCLUDED.show_as, rule = EXCLUDED.rule, etag = EXCLUDED.etag, synced_at = EXCLUDED.synced_at
+WHERE (unavailability.start_at, unavailability.end_at, unavailability.all_day, unavailability.show_as,
+       unavailability.rule)
+      IS DISTINCT FROM (EXCLUDED.start_at, EXCLUDED.end_at, EXCLUDED.all_day, EXCLUDED.show_as, EXCLUDED.rule)
+RETURNING (xmax = 0) AS inserted
+"""
+)
+
+
+async def upsert(
+    *, session: AsyncSession, resource_id: str, link_id: int, rows: Sequence[BusyRow], now: datetime
+) -> tuple[int, int]:
+    """Insert new and update changed rows of one link in one statement; (added, updated).
+
+    Rows must have distinct event ids (a page never names an event twice after dedupe).
+    """
+    if not rows:
+        return 0, 0
+    params = {
+        "resource_id": resource_id,
+        "link_id": link_id,
+        "now": now,
+        "ids": [r.event_id for r in rows],
+        "starts": [r.start for r in rows],
+        "ends": [r.end for r in rows],
+        "all_days": [r.all_day for r in rows],
+        "show_as": [r.show_as for r in rows],
+        "rules": [r.rule for r in rows],
+        "etags": [r.etag for r in rows],
+    }
+    flags = (await session.execute(_UPSERT, params)).scalars().all()
+    added = sum(1 for f in flags if f)
+    return added, len(flags) - added
+
+
+async def delete_events(*, session: AsyncSession, link_id: int, event_ids: Sequence[str]) -> int:
+    """Delete the rows of these events (removed, cancelled, or no longer busy)."""
+    if not event_ids:
+        return 0
+    stmt = text("DELETE FROM unavailability WHERE link_id = :link_id AND provider_event_id = ANY(CAST(:ids AS text[]))")
+    result = await session.execute(stmt, {"link_id": link_id, "ids": list(event_ids)})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def delete_unseen(*, session: AsyncSession, link_id: int, keep_ids: Sequence[str]) -> int:
+    """After a full listing: delete every row of the link whose event was not kept."""
+    stmt = text(
+        "DELETE FROM unavailability WHERE link_id = :link_id AND NOT (provider_event_id = ANY(CAST(:keep AS text[])))"
+    )
+    result = await session.execute(stmt, {"link_id": link_id, "keep": list(keep_ids)})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def delete_unseen_in_range(
+    *, session: AsyncSession, link_id: int, keep_ids: Sequence[str], start: datetime, end: datetime
+) -> int:
+    """After a listing of [start, end): delete rows of the link overlapping it that were not kept."""
+    stmt = text(
+        "DELETE FROM unavailability WHERE link_id = :link_id AND start_at < :end AND end_at > :start "
+        "AND NOT (provider_event_id = ANY(CAST(:keep AS text[])))"
+    )
+    params = {"link_id": link_id, "keep": list(keep_ids), "start": start, "end": end}
+    result = await session.execute(stmt, params)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def busy_overlapping(
+    *, session: AsyncSession, resource_id: str, start: datetime, end: datetime
+) -> list[BusySpan]:
+    """Busy rows of a resource overlapping [start, end), ordered by start (index-backed)."""
+    stmt = text(
+        "SELECT link_id, provider_event_id, start_at, end_at, all_day, show_as, rule FROM unavailability "
+        "WHERE resource_id = :resource_id AND start_at < :end AND end_at > :start ORDER BY start_at, end_at"
+    )
+    rows = await session.execute(stmt, {"resource_id": resource_id, "start": start, "end": end})
+    return [BusySpan(*row) for row in rows.all()]
+
+
+async def count_for_link(*, session: AsyncSession, link_id: int) -> int:
+    """How many busy rows a link has."""
+    stmt = text("SELECT count(*) FROM unavailability WHERE link_id = :link_id")
+    return int((await session.execute(stmt, {"link_id": link_id})).scalar_one())
