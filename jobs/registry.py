@@ -8,10 +8,11 @@ from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from jobs import housekeeping, notify
+from jobs import housekeeping, notify, sync
 from worker.deps import Deps
 
 HEARTBEAT_SECONDS = 15  # often enough for an alert on "no heartbeat for a minute"
+SYNC_WATCHDOG_SECONDS = 30  # the sync sweep loop runs on its own; this restarts it if it ever died
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ def periodic_jobs(deps: Deps) -> list[Periodic]:
     return [
         Periodic("heartbeat", housekeeping.heartbeat, HEARTBEAT_SECONDS),
         Periodic("notify", notify.sweep, deps.settings.notify.sweep_seconds),
+        Periodic("sync", sync.ensure_sweeping, SYNC_WATCHDOG_SECONDS),
     ]
 
 
