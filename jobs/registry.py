@@ -13,6 +13,7 @@ from worker.deps import Deps
 
 HEARTBEAT_SECONDS = 15  # often enough for an alert on "no heartbeat for a minute"
 SYNC_WATCHDOG_SECONDS = 30  # the sync sweep loop runs on its own; this restarts it if it ever died
+GAUGES_SECONDS = 30  # DB-backed gauges: a few aggregate queries; fresh within a 1-minute alert window
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ def periodic_jobs(deps: Deps) -> list[Periodic]:
     """Every recurring job of the daemon; each is a plain async function of Deps."""
     return [
         Periodic("heartbeat", housekeeping.heartbeat, HEARTBEAT_SECONDS),
+        Periodic("gauges", housekeeping.refresh_gauges, GAUGES_SECONDS, jitter=5),
         Periodic("notify", notify.sweep, deps.settings.notify.sweep_seconds),
         Periodic("sync", sync.ensure_sweeping, SYNC_WATCHDOG_SECONDS),
     ]
