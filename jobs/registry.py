@@ -12,7 +12,6 @@ from jobs import housekeeping, notify, sync
 from worker.deps import Deps
 
 HEARTBEAT_SECONDS = 15  # often enough for an alert on "no heartbeat for a minute"
-SYNC_WATCHDOG_SECONDS = 30  # the sync sweep loop runs on its own; this restarts it if it ever died
 GAUGES_SECONDS = 30  # DB-backed gauges: a few aggregate queries; fresh within a 1-minute alert window
 
 
@@ -30,7 +29,7 @@ def periodic_jobs(deps: Deps) -> list[Periodic]:
         Periodic("heartbeat", housekeeping.heartbeat, HEARTBEAT_SECONDS),
         Periodic("gauges", housekeeping.refresh_gauges, GAUGES_SECONDS, jitter=5),
         Periodic("notify", notify.sweep, deps.settings.notify.sweep_seconds),
-        Periodic("sync", sync.ensure_sweeping, SYNC_WATCHDOG_SECONDS),
+        Periodic("sync", sync.sweep, sync.SHIFT_SECONDS),
     ]
 
 

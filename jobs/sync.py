@@ -252,29 +252,28 @@ async def _purge(deps: Deps, link_id: int) -> None:
 
 # --- the long-running sweep -------------------------------------------------------------
 
-_sweepers: dict[str, asyncio.Task[None]] = {}
+# The scheduler starts a sweep every SHIFT_SECONDS; each runs one second less, so exactly one
+# loop is alive per process and a loop that died is replaced within a shift.
+SHIFT_SECONDS = 30
 
 
-async def ensure_sweeping(deps: Deps) -> None:
-    """The periodic entry: make sure this process's sweep loop runs (restart it if it died)."""
-    task = _sweepers.get(deps.worker_id)
-    if task is None or task.done():
-        _sweepers[deps.worker_id] = deps.tasks.spawn(sweep(deps), name="sync.sweep")
+async def sweep(deps: Deps, *, seconds: float = SHIFT_SECONDS - 1) -> None:
+    """Run due syncs whenever woken (Redis signal) or every `sync.sweep_seconds`, for `seconds`.
 
-
-async def sweep(deps: Deps, *, stop: asyncio.Event | None = None) -> None:
-    """Run due syncs whenever woken (Redis signal) or every `sync.sweep_seconds`, until stopped."""
-    stop = stop or asyncio.Event()
+    Each batch runs as a background task: when shutdown cancels the sweep, syncs in flight
+    still finish within the grace period instead of being rolled back.
+    """
+    until = time.monotonic() + seconds
     async with _WakeUps(deps) as woken:
-        while not stop.is_set():
+        while time.monotonic() < until:
             try:
-                counts = await run_once(deps)
+                counts = await asyncio.shield(deps.tasks.spawn(run_once(deps), name="sync.batch"))
             except Exception as exc:  # the database or Redis is down: try again next tick
                 log.warning("sync.sweep_failed", error=type(exc).__name__)
                 counts = {}
             if counts.get("claimed", 0) >= deps.settings.sync.concurrency:
                 continue  # more is due: no pause
-            await woken.wait(deps.settings.sync.sweep_seconds)
+            await woken.wait(min(deps.settings.sync.sweep_seconds, max(0.0, until - time.monotonic())))
 
 
 class _WakeUps:
