@@ -121,3 +121,10 @@ GAUGES_REFRESHED = Gauge(
     "Unix time the DB-backed gauges were last refreshed",
     registry=REGISTRY,
 )
+PUSH_RENEWALS = Counter(
+    "calsync_push_renewals_total",
+    "Push actions on links (kind: google_channel, graph_subscription; outcome: opened, renewed, recreated,"
+    " stopped, failed)",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
