@@ -1,0 +1,245 @@
+"""Push columns of calendar links: channels and subscriptions, their renewal schedule, messages.
+
+A link's push is one Google channel or one Graph subscription. `push_renew_at` says when the
+push job next touches the link (open, renew, retry after a failure, or stop after a
+deselect); a claim moves it forward by a lease so two workers never act on one link at once.
+Secrets are stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worker.db.tables import CalendarLink, ExternalCalendar
+
+GOOGLE = "google_channel"
+GRAPH = "graph_subscription"
+# A Google channel is unproven until its `sync` message arrives; the webhook clears this.
+AWAITING_FIRST_MESSAGE = "push: waiting for the channel's first message"
+
+
+@dataclass(frozen=True, slots=True)
+class PushRecord:
+    """What a webhook needs to authenticate a message and decide whether to write."""
+
+    link_id: int
+    push_id: str
+    kind: str | None
+    secret_hash: str | None
+    read: bool
+    sync_pending: bool
+    full_pending: bool
+    last_message_at: datetime | None
+    awaiting_first_message: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PushState:
+    """A link's push columns as they were before a renewal (restored if it fails)."""
+
+    kind: str | None
+    push_id: str | None
+    resource_id: str | None
+    secret_hash: str | None
+    expires_at: datetime | None
+    last_message_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, link: CalendarLink) -> PushState:
+        return cls(
+            link.push_kind,
+            link.push_id,
+            link.push_resource_id,
+            link.push_secret_hash,
+            link.push_expires_at,
+            link.push_last_message_at,
+            link.push_error,
+        )
+
+
+_CLEARED: dict[str, Any] = {
+    "push_kind": None,
+    "push_id": None,
+    "push_resource_id": None,
+    "push_secret_hash": None,
+    "push_expires_at": None,
+    "push_last_message_at": None,
+    "push_last_message_number": None,
+}
+
+
+async def find_by_push_ids(*, session: AsyncSession, push_ids: Sequence[str]) -> dict[str, PushRecord]:
+    """The links holding these channel/subscription ids, by id (unknown ids are absent)."""
+    link = CalendarLink
+    stmt = select(
+        link.id,
+        link.push_id,
+        link.push_kind,
+        link.push_secret_hash,
+        link.read,
+        link.sync_requested_at.is_not(None),
+        link.full_sync_requested,
+        link.push_last_message_at,
+        link.push_error == AWAITING_FIRST_MESSAGE,
+    ).where(link.push_id.in_(list(push_ids)))
+    rows = (await session.execute(stmt)).all()
+    return {str(r[1]): PushRecord(r[0], str(r[1]), r[2], r[3], r[4], bool(r[5]), r[6], r[7], bool(r[8])) for r in rows}
+
+
+async def record_message(
+    *, session: AsyncSession, link_ids: Sequence[int], now: datetime, number: int | None = None
+) -> None:
+    """Note that the provider reached us (proves the channel works; clears the waiting mark)."""
+    link = CalendarLink
+    values: dict[str, Any] = {
+        "push_last_message_at": now,
+        "push_error": func.nullif(link.push_error, AWAITING_FIRST_MESSAGE),
+    }
+    if number is not None:
+        values["push_last_message_number"] = func.greatest(func.coalesce(link.push_last_message_number, 0), number)
+    await session.execute(update(link).where(link.id.in_(list(link_ids))).values(**values))
+
+
+# Due: a read link of an active connection whose renewal time has come (or that never had
+# push), or a deselected link still holding a channel to stop. Oldest due first.
+_CLAIM = text(
+    """
+WITH due AS (
+    SELECT l.id
+    FROM calendar_links l JOIN external_calendars c ON c.id = l.connection_id
+    WHERE c.status = 'active'
+      AND (l.read OR l.push_id IS NOT NULL)
+      AND (l.push_renew_at IS NULL OR l.push_renew_at <= :now)
+      AND (CAST(:ids AS bigint[]) IS NULL OR l.id = ANY(CAST(:ids AS bigint[])))
+    ORDER BY l.push_renew_at NULLS FIRST, l.id
+    LIMIT :limit
+    FOR UPDATE OF l SKIP LOCKED
+)
+UPDATE calendar_links l SET push_renew_at = :until
+FROM due WHERE l.id = due.id
+RETURNING l.id
+"""
+)
+
+
+async def claim_due(
+    *, session: AsyncSession, now: datetime, until: datetime, limit: int, link_ids: Sequence[int] | None = None
+) -> list[int]:
+    """Lease up to `limit` links whose push needs work, until `until`; returns their ids."""
+    params = {"now": now, "until": until, "limit": limit, "ids": list(link_ids) if link_ids is not None else None}
+    return [r[0] for r in (await session.execute(_CLAIM, params)).all()]
+
+
+async def load(*, session: AsyncSession, link_id: int) -> tuple[CalendarLink, ExternalCalendar] | None:
+    """The link and its connection, as they are now."""
+    stmt = (
+        select(CalendarLink, ExternalCalendar)
+        .join(ExternalCalendar, ExternalCalendar.id == CalendarLink.connection_id)
+        .where(CalendarLink.id == link_id)
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def begin_channel(*, session: AsyncSession, link_id: int, push_id: str, secret_hash: str) -> None:
+    """Record a Google channel id and token hash *before* the watch call (its first message may win the race)."""
+    values = _CLEARED | {
+        "push_kind": GOOGLE,
+        "push_id": push_id,
+        "push_secret_hash": secret_hash,
+        "push_error": AWAITING_FIRST_MESSAGE,
+    }
+    await session.execute(update(CalendarLink).where(CalendarLink.id == link_id).values(**values))
+
+
+async def save_channel(
+    *, session: AsyncSession, link_id: int, push_id: str, resource_id: str, expires_at: datetime, renew_at: datetime
+) -> bool:
+    """Complete a channel opened by `begin_channel` (fenced by its id); False if it was replaced."""
+    stmt = (
+        update(CalendarLink)
+        .where(CalendarLink.id == link_id, CalendarLink.push_id == push_id)
+        .values(push_resource_id=resource_id, push_expires_at=expires_at, push_renew_at=renew_at, push_failures=0)
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def save_subscription(
+    *,
+    session: AsyncSession,
+    link_id: int,
+    push_id: str,
+    expires_at: datetime,
+    renew_at: datetime,
+    secret_hash: str | None = None,
+) -> None:
+    """Store a created (with its clientState hash) or renewed Graph subscription; push is healthy."""
+    values: dict[str, Any] = {
+        "push_kind": GRAPH,
+        "push_id": push_id,
+        "push_expires_at": expires_at,
+        "push_renew_at": renew_at,
+        "push_failures": 0,
+        "push_error": None,
+    }
+    if secret_hash is not None:
+        values |= {"push_secret_hash": secret_hash, "push_last_message_at": None, "push_last_message_number": None}
+    await session.execute(update(CalendarLink).where(CalendarLink.id == link_id).values(**values))
+
+
+async def restore(*, session: AsyncSession, link_id: int, state: PushState) -> None:
+    """Put back the push columns a failed renewal replaced (the old channel still works)."""
+    values = {
+        "push_kind": state.kind,
+        "push_id": state.push_id,
+        "push_resource_id": state.resource_id,
+        "push_secret_hash": state.secret_hash,
+        "push_expires_at": state.expires_at,
+        "push_last_message_at": state.last_message_at,
+        "push_error": state.error,
+    }
+    await session.execute(update(CalendarLink).where(CalendarLink.id == link_id).values(**values))
+
+
+async def fail(*, session: AsyncSession, link_id: int, error: str, retry_at: datetime) -> None:
+    """Count a failed open/renewal, show it on the calendar status, schedule the retry."""
+    link = CalendarLink
+    stmt = (
+        update(link)
+        .where(link.id == link_id)
+        .values(push_failures=link.push_failures + 1, push_error=error[:2000], push_renew_at=retry_at)
+    )
+    await session.execute(stmt)
+
+
+async def clear(
+    *,
+    session: AsyncSession,
+    link_ids: Sequence[int],
+    renew_at: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    """Forget the links' channel or subscription (stopped, or gone at the provider)."""
+    values = _CLEARED | {"push_renew_at": renew_at, "push_error": error, "push_failures": 0}
+    await session.execute(update(CalendarLink).where(CalendarLink.id.in_(list(link_ids))).values(**values))
+
+
+async def schedule_now(*, session: AsyncSession, link_ids: Sequence[int], now: datetime) -> int:
+    """Make the links' renewal due at once (Graph asked for reauthorization); returns how many."""
+    link = CalendarLink
+    stmt = update(link).where(link.id.in_(list(link_ids)), link.push_id.is_not(None)).values(push_renew_at=now)
+    return int((await session.execute(stmt)).rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def pushed_links(*, session: AsyncSession, connection_id: int) -> list[CalendarLink]:
+    """A connection's links that hold a channel or subscription (to stop them on disconnect)."""
+    stmt = select(CalendarLink).where(CalendarLink.connection_id == connection_id, CalendarLink.push_id.is_not(None))
+    return list((await session.execute(stmt)).scalars())
