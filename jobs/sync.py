@@ -24,6 +24,7 @@ from providers.google.client import GoogleCalendarClient
 from providers.outlook.client import GraphCalendarClient
 from worker import cache, wakeups
 from worker.budget import budget_for
+from worker.crashpoints import crashpoint
 from worker.db import links
 from worker.db.connections import mark_reauth_required
 from worker.db.links import Cadence, Claim, SyncTarget
@@ -173,6 +174,7 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
         pages = prefetched(client.list_changes(link.calendar_id, cursor, window))
         async with contextlib.aclosing(pages):
             async for page in pages:
+                crashpoint("sync.after_page_fetched")
                 await ingest.apply(map_page(page, mapper))
                 new_cursor = page.next_cursor or new_cursor
                 await lease.keep()
@@ -189,6 +191,7 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
         )
         if not saved:
             raise LeaseLostError
+        crashpoint("sync.after_rows_before_cursor")
     return tally
 
 
