@@ -8,7 +8,7 @@ from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from jobs import housekeeping, notify, sync
+from jobs import housekeeping, notify, push, sync
 from worker.deps import Deps
 
 HEARTBEAT_SECONDS = 15  # often enough for an alert on "no heartbeat for a minute"
@@ -30,6 +30,7 @@ def periodic_jobs(deps: Deps) -> list[Periodic]:
         Periodic("gauges", housekeeping.refresh_gauges, GAUGES_SECONDS, jitter=5),
         Periodic("notify", notify.sweep, deps.settings.notify.sweep_seconds),
         Periodic("sync", sync.sweep, sync.SHIFT_SECONDS),
+        Periodic("push", push.run_once, deps.settings.push.sweep_seconds, jitter=1),
     ]
 
 
