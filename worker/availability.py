@@ -1,0 +1,105 @@
+"""Busy and free time: pure interval arithmetic over a query range (no I/O, no clock).
+
+Busy rows (external events and confirmed appointments) are clipped to the range, sorted
+and merged: overlapping *and* touching intervals become one block that remembers every
+source. Free time is the complement of the blocks inside the range, optionally only the
+gaps at least `min_length` long. All instants are aware UTC datetimes; the resource's
+zone matters only when a query names a local date or a local wall-clock time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+class RangeError(ValueError):
+    """A query range that cannot be answered (unparseable, empty, reversed or too long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Why time is busy: one unavailability row (with its calendar) or one appointment."""
+
+    kind: str  # "unavailability" | "appointment"
+    id: int | str
+    link_id: int | None = None
+    calendar_id: str | None = None
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """A merged busy block and every source that contributes to it."""
+
+    start: datetime
+    end: datetime
+    sources: tuple[Source, ...]
+
+
+def merge_busy(items: Iterable[tuple[datetime, datetime, Source]], start: datetime, end: datetime) -> list[Busy]:
+    """Clip items to [start, end), then merge overlapping and adjacent ones, sorted by start."""
+    clipped = sorted(
+        ((max(s, start), min(e, end), src) for s, e, src in items if s < end and e > start and s < e),
+        key=lambda t: (t[0], t[1]),
+    )
+    blocks: list[Busy] = []
+    for s, e, src in clipped:
+        if blocks and s <= blocks[-1].end:
+            last = blocks[-1]
+            blocks[-1] = Busy(last.start, max(last.end, e), (*last.sources, src))
+        else:
+            blocks.append(Busy(s, e, (src,)))
+    return blocks
+
+
+def free_between(
+    busy: Iterable[Busy | Interval], start: datetime, end: datetime, min_length: timedelta | None = None
+) -> list[Interval]:
+    """The gaps of [start, end) between sorted disjoint busy blocks, each at least min_length."""
+    gaps: list[Interval] = []
+    cursor = start
+    for block in busy:
+        if block.start > cursor:
+            gaps.append(Interval(cursor, block.start))
+        cursor = max(cursor, block.end)
+    if cursor < end:
+        gaps.append(Interval(cursor, end))
+    if min_length is None:
+        return gaps
+    return [g for g in gaps if g.end - g.start >= min_length]
+
+
+def parse_instant(text: str, zone: ZoneInfo) -> datetime:
+    """An ISO date (local midnight) or datetime (local wall time when it has no offset), in UTC."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            local = datetime.combine(date.fromisoformat(text), time(), tzinfo=zone)
+        else:
+            parsed = datetime.fromisoformat(text)
+            local = parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+    except ValueError:
+        raise RangeError(f"{text!r} is not an ISO date or datetime") from None
+    # A wall time inside a spring-forward gap (fold=0) resolves with the pre-gap offset,
+    # which lands just after the gap: where the local day really resumes.
+    return local.astimezone(UTC)
+
+
+def resolve_range(start_text: str, end_text: str, zone: ZoneInfo, *, max_days: int) -> Interval:
+    """The query range in UTC; end after start and at most max_days long."""
+    start = parse_instant(start_text, zone)
+    end = parse_instant(end_text, zone)
+    if end <= start:
+        raise RangeError("endDate must be after startDate")
+    if end - start > timedelta(days=max_days):
+        raise RangeError(f"the range may cover at most {max_days} days")
+    return Interval(start, end)
