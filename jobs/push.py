@@ -10,6 +10,7 @@ PATCH, and a subscription Graph no longer knows is created again (with a catch-u
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import random
 import secrets
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from jobs import connect
 from jobs.backoff import next_attempt
 from jobs.clients import client_for
 from providers.errors import BadRequestError, NotFoundError, ProviderError, ReauthRequiredError
@@ -267,6 +269,19 @@ async def stop_push(deps: Deps, link: CalendarLink, connection: ExternalCalendar
     async with deps.sessions() as session, session.begin():
         await repo.clear(session=session, link_ids=[link.id])
     return True
+
+
+async def stop_for_connection(deps: Deps, connection: ExternalCalendar, links: list[CalendarLink]) -> None:
+    """Disconnect hook: stop every channel / subscription the (already deleted) links held."""
+    held = [link for link in links if link.push_id]
+    if not held or not connection.refresh_token_enc:
+        return
+    client = client_for(deps, connection, budget=budget_for(deps))
+    await asyncio.gather(*(_quietly(functools.partial(_stop, client, link), link.id, "stop") for link in held))
+    log.info("push.stopped_for_connection", connection_id=connection.id, links=len(held))
+
+
+connect.DISCONNECT_HOOKS.append(stop_for_connection)
 
 
 async def _stop_and_clear(
