@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -104,6 +106,75 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def say(line: str) -> None:
+    """Print a progress line at once (stdout may be a pipe)."""
+    print(line, flush=True)
+
+
+def _database(settings: Settings) -> contextlib.AbstractContextManager[str]:
+    """The configured database URL, or the embedded server (shared with a running daemon)."""
+    from worker.embedded import embedded_postgres
+
+    if settings.database.url:
+        return contextlib.nullcontext(settings.database.url)
+    return embedded_postgres(Path(settings.embedded.data_dir))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the operator summary (what /status shows), read from the database."""
+    from datetime import UTC, datetime
+
+    from worker.db.engine import make_engine, make_sessions
+    from worker.db.status import summary
+    from worker.status_text import render
+
+    async def run(url: str) -> str:
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with make_sessions(engine)() as session, session.begin():
+                return render(await summary(session=session, now=datetime.now(UTC), limit=args.limit))
+        finally:
+            await engine.dispose()
+
+    with _database(_settings(args)) as url:
+        print(asyncio.run(run(url)))
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Force a sync of a resource's read calendars; a running daemon does the work."""
+    if args.start or args.end:
+        return _bulk_sync(args)
+    from worker import resync
+    from worker.db.engine import make_engine, make_sessions
+
+    async def run(url: str) -> int:
+        engine = make_engine(url, pool_size=1)
+        try:
+            sessions = make_sessions(engine)
+            marks = await resync.request(sessions, args.resource)
+            if not marks:
+                print(f"resource {args.resource} has no active read calendars")
+                return 1
+            say(f"sync requested for {len(marks)} calendars of {args.resource}; waiting up to {args.wait:g}s")
+            outcomes = await resync.wait(sessions, args.resource, marks, wait_seconds=args.wait, report=say)
+        finally:
+            await engine.dispose()
+        if len(outcomes) < len(marks):
+            print("timed out: is `calsync serve` running against this database?")
+            return 1
+        return 0 if all(o == "synced" for o in outcomes.values()) else 1
+
+    with _database(_settings(args)) as url:
+        return asyncio.run(run(url))
+
+
+def _bulk_sync(args: argparse.Namespace) -> int:
+    """`calsync sync RESOURCE --start --end`: the createUnavailabilityBulk job over a range."""
+    print("calsync: a date range needs the bulk sync job, which this build does not have", file=sys.stderr)
+    return 1
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     """Print the installed calsync version."""
     print(f"calsync {package_version('calsync')}")
@@ -131,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
     add("rotate-keys", cmd_rotate_keys, "Re-encrypt stored tokens and secrets under the first crypto key.")
+    status = add("status", cmd_status, "Print connections, calendars, outbox and backlog (what /status shows).")
+    status.add_argument("--limit", type=int, default=50, help="calendars listed, most troubled first")
+    sync = add("sync", cmd_sync, "Force a sync of a resource's read calendars (a running daemon does it).")
+    sync.add_argument("resource", help="resource id")
+    sync.add_argument("--start", type=date.fromisoformat, help="first day of a range to sync (YYYY-MM-DD)")
+    sync.add_argument("--end", type=date.fromisoformat, help="day after the range (YYYY-MM-DD)")
+    sync.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the daemon")
     add("version", cmd_version, "Print the version.")
     return parser
 
