@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import Api, make_deps, serve_api
+from tests.conftest import Api, make_deps, sandbox_settings, serve_api
 from tests.factories import make_connection, make_link, make_resource, new_id
 from worker import cache
 from worker.config import with_overrides
@@ -347,3 +348,136 @@ async def test_a_lock_holder_that_never_answers_costs_a_bounded_wait(api: Api) -
     assert (payload, outcome) == ('{"mine":1}', "miss")
     assert 0.3 <= time.monotonic() - began < 2
     assert await redis.get(key) == '{"mine":1}'
+
+
+# --- with the sandbox: sync, syncExternal, the deadline ------------------------------------
+
+SANDBOX_NAME = {"google": "google", "outlook": "microsoft"}
+LISTING = r"(/events|/calendarView/delta)$"
+
+
+@pytest.fixture(scope="module")
+async def sb_api(settings: Any, engine: Any, redis: Redis, http: Any, sandbox: Any) -> AsyncIterator[Api]:
+    """The API with providers pointed at the sandbox and a short just-in-time deadline."""
+    base = sandbox_settings(settings, sandbox, "http://127.0.0.1:9")
+    deps = make_deps(with_overrides(base, sync={"just_in_time_deadline_seconds": 1.0}), engine, redis, http)
+    async with serve_api(deps) as url:
+        yield Api(url=url, deps=deps, session=http)
+    await sandbox.control.clear_faults()
+    await deps.tasks.drain(5.0)
+
+
+async def connect(api: Api, sandbox: Any, provider: str) -> tuple[Resource, CalendarLink, str]:
+    """A resource with an active connection and a read link to a new sandbox user's primary calendar."""
+    email = f"avail-{new_id('u')}@calsync.test"
+    user = await sandbox.control.create_user(SANDBOX_NAME[provider], email)
+    issued = await sandbox.control.issue_tokens(SANDBOX_NAME[provider], email)
+    resource = await make_resource(api.deps.sessions)
+    conn = await make_connection(
+        api.deps.sessions,
+        resource=resource,
+        provider=provider,
+        status="active",
+        account_email=email,
+        refresh_token_enc=api.deps.cipher.encrypt(issued["refresh_token"]),
+    )
+    calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
+    link = await make_link(api.deps.sessions, connection=conn, calendar_id=calendar_id, read=True, primary=True)
+    return resource, link, email
+
+
+def event_body(provider: str, start: datetime, end: datetime) -> dict[str, Any]:
+    if provider == "google":
+        return {"summary": "dentist", "start": {"dateTime": start.isoformat()}, "end": {"dateTime": end.isoformat()}}
+    naive = "%Y-%m-%dT%H:%M:%S"
+    return {
+        "subject": "dentist",
+        "start": {"dateTime": start.strftime(naive), "timeZone": "UTC"},
+        "end": {"dateTime": end.strftime(naive), "timeZone": "UTC"},
+    }
+
+
+def soon() -> tuple[str, str, datetime]:
+    """A query day two days ahead (inside the sync window) and 10:00 UTC on it."""
+    day = (datetime.now(UTC) + timedelta(days=2)).date()
+    ten = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
+    return day.isoformat(), (day + timedelta(days=1)).isoformat(), ten
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+async def test_event_created_after_a_cached_answer_is_excluded_after_its_sync(
+    sb_api: Api, sandbox: Any, provider: str
+) -> None:
+    from jobs.sync import sync_link
+
+    resource, link, email = await connect(sb_api, sandbox, provider)
+    await sync_link(sb_api.deps, link.id)
+    start, end, ten = soon()
+    await get(sb_api, resource, startDate=start, endDate=end)
+    assert (await get(sb_api, resource, startDate=start, endDate=end))["cache"] == "hit"
+
+    await sandbox.control.create_event(
+        SANDBOX_NAME[provider], email, event_body(provider, ten, ten + timedelta(hours=1))
+    )
+    stale = await get(sb_api, resource, startDate=start, endDate=end)
+    assert stale["cache"] == "hit" and stale["busy"] == []  # nothing told us yet
+
+    outcome = await sync_link(sb_api.deps, link.id)  # what the push (or the poll) triggers
+    assert outcome.status == "synced" and outcome.changed
+    body = await get(sb_api, resource, startDate=start, endDate=end)
+    assert body["cache"] == "miss"
+    assert spans(body["busy"]) == [
+        (ten.isoformat().replace("+00:00", "Z"), (ten + timedelta(hours=1)).isoformat().replace("+00:00", "Z"))
+    ]
+    assert all(not (f["start"] < body["busy"][0]["end"] and f["end"] > body["busy"][0]["start"]) for f in body["free"])
+
+
+@pytest.mark.parametrize("provider", ["google", "outlook"])
+async def test_sync_external_excludes_a_new_event_directly(sb_api: Api, sandbox: Any, provider: str) -> None:
+    from jobs.sync import sync_link
+
+    resource, link, email = await connect(sb_api, sandbox, provider)
+    await sync_link(sb_api.deps, link.id)
+    start, end, ten = soon()
+    await get(sb_api, resource, startDate=start, endDate=end)
+    await sandbox.control.create_event(
+        SANDBOX_NAME[provider], email, event_body(provider, ten, ten + timedelta(hours=1))
+    )
+
+    body = await get(sb_api, resource, startDate=start, endDate=end, syncExternal=True)
+    assert body["syncExternal"]["completed"] is True
+    assert body["freshness"]["calendars"][0]["sync"] == {"status": "synced", "changed": True, "error": None}
+    assert body["cache"] == "miss"  # the sync's purge bypassed the cached answer
+    assert len(body["busy"]) == 1 and body["busy"][0]["start"] == ten.isoformat().replace("+00:00", "Z")
+
+    # Nothing changed since: the just-in-time sync leaves the cache alone.
+    again = await get(sb_api, resource, startDate=start, endDate=end, syncExternal=True)
+    assert again["cache"] == "hit"
+    assert again["freshness"]["calendars"][0]["sync"]["changed"] is False
+
+
+async def test_deadline_passes_while_the_provider_is_slow(sb_api: Api, sandbox: Any) -> None:
+    from jobs.sync import sync_link
+
+    resource, link, email = await connect(sb_api, sandbox, "google")
+    await sync_link(sb_api.deps, link.id)
+    start, end, ten = soon()
+    await sandbox.control.create_event("google", email, event_body("google", ten, ten + timedelta(hours=1)))
+    await sandbox.control.add_fault(provider="google", path=LISTING, latency_ms=3000, count=1)
+
+    began = time.monotonic()
+    body = await get(sb_api, resource, startDate=start, endDate=end, syncExternal=True)
+    elapsed = time.monotonic() - began
+
+    assert elapsed < 2.0, elapsed  # deadline 1 s, never the provider's 3 s
+    assert body["syncExternal"]["completed"] is False
+    assert body["freshness"]["calendars"][0]["sync"]["status"] == "pending"
+    assert body["busy"] == []  # answered from what is stored, and said so
+    # The sync goes on in the background; once it lands, its purge shows the event.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        later = await get(sb_api, resource, startDate=start, endDate=end)
+        if later["busy"]:
+            break
+        await asyncio.sleep(0.1)
+    assert later["busy"] and later["busy"][0]["start"] == ten.isoformat().replace("+00:00", "Z")
