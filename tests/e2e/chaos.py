@@ -1,0 +1,167 @@
+"""A reliability run: steady outside changes, daemons killed at random moments and at crash points, then convergence.
+
+`chaos_run` is shared by the short tests (tests/e2e) and the long runs (bench/soak.py,
+bench/faults.py). It returns a `RunReport` with the figures docs/reliability.md quotes;
+it raises AssertionError when the final state is not exactly the sandbox's truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.e2e.harness import Backends, Daemon, daemons
+from tests.e2e.world import Account, ChangeStream, Row, stored, today_window, truth
+
+SYNC_POINTS = ("sync.after_page_fetched", "sync.after_rows_before_cursor")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The shape of one run; everything random is drawn from `seed`."""
+
+    seed: int = 1
+    kills: int = 10  # random SIGKILLs (crash points come on top)
+    crash_points: tuple[str, ...] = SYNC_POINTS
+    processes: int = 1  # with 2, only the last one is ever killed
+    gap: tuple[float, float] = (0.5, 2.5)  # seconds between two deaths
+    changes_per_second: float = 10.0
+    crash_wait: float = 15.0  # how long an armed crash point may take to be hit
+    converge_within: float = 60.0
+
+
+@dataclass
+class RunReport:
+    """What a run did and how it ended."""
+
+    kills: int = 0
+    crash_deaths: int = 0
+    crash_points_missed: list[str] = field(default_factory=list)
+    changes: int = 0
+    writes: int = 0
+    seconds: float = 0.0
+    converge_seconds: float = 0.0
+    rows: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One line for a benchmark's output."""
+        return (
+            f"kills={self.kills} crash_deaths={self.crash_deaths} changes={self.changes} writes={self.writes} "
+            f"rows={self.rows} run={self.seconds:.1f}s converged_in={self.converge_seconds:.1f}s "
+            + " ".join(f"{k}={v}" for k, v in self.extra.items())
+        )
+
+
+Workload = Callable[[random.Random], Awaitable[None]]
+
+
+@dataclass
+class World:
+    """What the run changes and checks."""
+
+    sandbox: Any
+    sessions: async_sessionmaker[AsyncSession]
+    http: aiohttp.ClientSession
+    accounts: list[Account]
+    # Extra workloads (appointment writes) called at the change rate, and final checks.
+    workloads: list[Workload] = field(default_factory=list)
+    checks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+async def _stream(world: World, changes: ChangeStream, cfg: RunConfig, stop: asyncio.Event, report: RunReport) -> None:
+    rng = random.Random(cfg.seed + 1)
+    while not stop.is_set():
+        await changes.step()
+        for workload in world.workloads:
+            await workload(rng)
+        report.changes = changes.made
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1 / cfg.changes_per_second)
+
+
+async def _crash_at(victim: Daemon, point: str, cfg: RunConfig, report: RunReport) -> None:
+    """Restart the victim with `point` armed; wait for it to die there; bring it back."""
+    await victim.kill()
+    report.kills += 1
+    await victim.start(crash_at=point)
+    code = await victim.wait_exit(cfg.crash_wait)
+    if code is None:
+        report.crash_points_missed.append(point)
+        await victim.kill()
+    else:
+        assert code == 137, f"{victim.name} died with {code} instead of at {point}:\n{victim.tail()}"
+        report.crash_deaths += 1
+    await victim.restart()
+
+
+async def _kill_loop(procs: list[Daemon], cfg: RunConfig, report: RunReport) -> None:
+    rng = random.Random(cfg.seed)
+    victim = procs[-1]
+    plan: list[str | None] = [None] * cfg.kills + list(cfg.crash_points)
+    rng.shuffle(plan)
+    for point in plan:
+        await asyncio.sleep(rng.uniform(*cfg.gap))
+        if point is None:
+            await victim.kill()
+            report.kills += 1
+            await victim.restart()
+        else:
+            await _crash_at(victim, point, cfg, report)
+
+
+async def wait_converged(world: World, within: float) -> int:
+    """Poll until every link's rows equal the truth; returns the row count, or raises with the diff."""
+    window = today_window()
+    truths = {a.link_id: await truth(world.sandbox, world.http, a, window) for a in world.accounts}
+    deadline = time.monotonic() + within
+    while True:
+        diffs: dict[int, tuple[set[Row], set[Row]]] = {}
+        for account in world.accounts:
+            rows = await stored(world.sessions, account.link_id)
+            want = truths[account.link_id]
+            if rows != want:
+                diffs[account.link_id] = (want - rows, rows - want)
+        if not diffs:
+            return sum(len(t) for t in truths.values())
+        if time.monotonic() > deadline:
+            summary = {k: {"missing": sorted(m)[:3], "extra": sorted(e)[:3]} for k, (m, e) in diffs.items()}
+            raise AssertionError(f"unavailability differs from the sandbox on {len(diffs)} links: {summary}")
+        await asyncio.sleep(0.5)
+
+
+async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: Path, **env: str) -> RunReport:
+    """Run the workload while killing daemons as `cfg` says; then check exact convergence."""
+    report = RunReport()
+    started = time.monotonic()
+    changes = ChangeStream(world.sandbox, world.accounts, cfg.seed)
+    async with daemons(backends, world.sandbox, workdir, cfg.processes, **env) as procs:
+        for d in procs:
+            await d.start()
+        for d in procs:
+            await d.wait_ready()
+        stop = asyncio.Event()
+        stream = asyncio.create_task(_stream(world, changes, cfg, stop, report))
+        try:
+            await _kill_loop(procs, cfg, report)
+        finally:
+            stop.set()
+            await stream
+        report.seconds = time.monotonic() - started
+        settle = time.monotonic()
+        report.rows = await wait_converged(world, cfg.converge_within)
+        for check in world.checks:
+            await check()
+        report.converge_seconds = time.monotonic() - settle
+        for d in procs:
+            assert d.running, f"{d.name} died by itself:\n{d.tail()}"
+    return report
