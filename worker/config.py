@@ -205,6 +205,15 @@ class PushSettings(_Section):
     backoff_cap_seconds: float = Field(3600.0, gt=0)  # longest wait between retries
 
 
+class WriteSettings(_Section):
+    sweep_seconds: float = Field(1.0, gt=0)  # how often due appointment writes are looked for
+    batch: int = Field(200, ge=1)  # outbox entries leased at once per process
+    concurrency: int = Field(32, ge=1)  # appointment writes in flight per process
+    lease_seconds: int = Field(120, ge=5)  # longer than one write with its retries (http deadline)
+    backoff_base_seconds: float = Field(5.0, gt=0)  # first retry of a failed write (full jitter)
+    backoff_cap_seconds: float = Field(3600.0, gt=0)  # longest wait between two retries of one write
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -226,6 +235,7 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     availability: AvailabilitySettings = AvailabilitySettings()
     push: PushSettings = PushSettings()
+    write: WriteSettings = WriteSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
