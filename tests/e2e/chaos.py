@@ -76,6 +76,8 @@ class World:
     # Extra workloads (appointment writes) called at the change rate, and final checks.
     workloads: list[Workload] = field(default_factory=list)
     checks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Called once the workload stops, before convergence is judged (e.g. clear faults).
+    settle: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 async def _stream(world: World, changes: ChangeStream, cfg: RunConfig, stop: asyncio.Event, report: RunReport) -> None:
@@ -158,6 +160,8 @@ async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: P
             await stream
         report.seconds = time.monotonic() - started
         settle = time.monotonic()
+        for hook in world.settle:
+            await hook()
         report.rows = await wait_converged(world, cfg.converge_within)
         for check in world.checks:
             await check()
@@ -165,3 +169,31 @@ async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: P
         for d in procs:
             assert d.running, f"{d.name} died by itself:\n{d.tail()}"
     return report
+
+
+# The failures a provider really produces, each an equal share of the injected ones.
+FAULT_KINDS: tuple[dict[str, Any], ...] = (
+    {"status": 429, "retry_after": 0.5},
+    {"status": 500},
+    {"status": 503},
+    {"latency_ms": 2500},  # past the daemon's 2 s request timeout (harness.FAST)
+    {"reset": True},
+)
+
+
+async def inject_faults(sandbox: Any, fraction: float, seed: int) -> None:
+    """Make `fraction` of all provider requests fail, spread evenly over FAULT_KINDS."""
+    share = fraction / len(FAULT_KINDS)
+    for i, kind in enumerate(FAULT_KINDS):
+        # Rules are tried in order: each fires on its share of what the earlier ones let through.
+        await sandbox.control.add_fault(fraction=share / (1 - share * i), seed=seed + i, **kind)
+
+
+async def fault_count(sandbox: Any) -> int:
+    """How many requests the live fault rules have failed."""
+    return sum(int(rule["fired"]) for rule in await sandbox.control.faults())
+
+
+async def request_count(sandbox: Any) -> int:
+    """Provider requests in the sandbox's log (control routes excluded)."""
+    return len(await sandbox.control.requests())
