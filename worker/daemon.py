@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -33,6 +33,9 @@ from worker.deps import Deps
 from worker.embedded import embedded_postgres, embedded_redis, with_development_secrets
 from worker.logging import get_logger
 
+if TYPE_CHECKING:
+    from providers.sandbox import Sandbox
+
 log = get_logger(__name__)
 
 
@@ -44,6 +47,7 @@ class StartupError(Exception):
 class Running:
     deps: Deps
     url: str
+    sandbox: Sandbox | None = None  # the in-process provider sandbox, when one was started (demo, tests)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -56,12 +60,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _start_sandbox(stack: contextlib.AsyncExitStack, settings: Settings, callback: str) -> Settings:
+async def _start_sandbox(
+    stack: contextlib.AsyncExitStack, settings: Settings, callback: str
+) -> tuple[Settings, Sandbox | None]:
     """Start the provider sandbox for each provider without client credentials."""
     need_google = not settings.google.client_id
     need_outlook = not settings.outlook.client_id
     if settings.sandbox.mode == "off" or not (need_google or need_outlook):
-        return settings
+        return settings, None
     from providers.sandbox import start_sandbox
 
     sandbox = await start_sandbox(port=settings.sandbox.port)
@@ -87,7 +93,7 @@ async def _start_sandbox(stack: contextlib.AsyncExitStack, settings: Settings, c
             "api_base": sandbox.graph_api,
         }
     log.info("sandbox.started", url=sandbox.url, providers=sorted(overrides))
-    return with_overrides(settings, **overrides)
+    return with_overrides(settings, **overrides), sandbox
 
 
 async def _prepare_database(settings: Settings, engine: Any) -> None:
@@ -118,7 +124,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         local_url = f"http://{host}:{port}"
         if not settings.server.public_url:
             settings = with_overrides(settings, server={"public_url": local_url})
-        settings = await _start_sandbox(stack, settings, settings.server.public_url + "/oauth/callback")
+        settings, sandbox = await _start_sandbox(stack, settings, settings.server.public_url + "/oauth/callback")
 
         engine = make_engine(settings.database.url, pool_size=settings.database.pool_size)
         stack.push_async_callback(engine.dispose)
@@ -153,7 +159,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             url=local_url,
             public_url=settings.server.public_url,
         )
-        yield Running(deps=deps, url=local_url)
+        yield Running(deps=deps, url=local_url, sandbox=sandbox)
         log.info("daemon.stopping")
 
 
