@@ -108,7 +108,8 @@ async def record_message(
 
 
 # Due: a read link of an active connection whose renewal time has come (or that never had
-# push), or a deselected link still holding a channel to stop. Oldest due first.
+# push), or a deselected link still holding a channel to stop: that one at once, unless a
+# worker holds it (a lease never reaches past now + lease, a scheduled renewal usually does).
 _CLAIM = text(
     """
 WITH due AS (
@@ -116,7 +117,7 @@ WITH due AS (
     FROM calendar_links l JOIN external_calendars c ON c.id = l.connection_id
     WHERE c.status = 'active'
       AND (l.read OR l.push_id IS NOT NULL)
-      AND (l.push_renew_at IS NULL OR l.push_renew_at <= :now)
+      AND (l.push_renew_at IS NULL OR l.push_renew_at <= :now OR (NOT l.read AND l.push_renew_at > :until))
       AND (CAST(:ids AS bigint[]) IS NULL OR l.id = ANY(CAST(:ids AS bigint[])))
     ORDER BY l.push_renew_at NULLS FIRST, l.id
     LIMIT :limit

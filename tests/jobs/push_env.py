@@ -1,0 +1,136 @@
+"""Test support for push: the API served on a real port whose URL is the daemon's public_url.
+
+`push_env(...)` serves build_app on a free port, then builds the job Deps with
+`server.public_url` set to that URL and the provider settings pointing at the sandbox, so
+the sandbox's channel messages and Graph notifications really reach our webhooks.
+`linked(env, provider)` makes a sandbox user, a resource, an active connection (encrypted
+refresh token) and a read link to the user's primary calendar, with a fresh e-mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from providers.sandbox import Sandbox
+from tests.conftest import make_deps, sandbox_settings, serve_api
+from tests.factories import make_connection, make_link, make_resource
+from worker.clock import Clock, SystemClock
+from worker.config import Settings, with_overrides
+from worker.db.tables import CalendarLink
+from worker.deps import Deps
+
+SANDBOX_NAME = {"google": "google", "outlook": "microsoft"}
+_emails = itertools.count(1)
+
+
+@dataclass
+class PushEnv:
+    deps: Deps  # job deps: public_url is the served API
+    url: str
+    sandbox: Sandbox
+    http: aiohttp.ClientSession
+
+
+@contextlib.asynccontextmanager
+async def push_env(
+    settings: Settings,
+    engine: AsyncEngine,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    sandbox: Sandbox,
+    *,
+    clock: Clock | None = None,
+    **overrides: Any,
+) -> AsyncIterator[PushEnv]:
+    """Serve the API, then point job Deps (same DB, Redis, clock) at it and at the sandbox."""
+    served = make_deps(settings, engine, redis, http, clock=clock or SystemClock())
+    async with serve_api(served) as url:
+        job_settings = with_overrides(sandbox_settings(settings, sandbox, url), **overrides)
+        deps = dataclasses.replace(served, settings=job_settings)
+        yield PushEnv(deps=deps, url=url, sandbox=sandbox, http=http)
+        await sandbox.control.drain()
+        await deps.tasks.drain(2.0)
+
+
+@dataclass
+class Linked:
+    """A connected provider calendar with a read link."""
+
+    env: PushEnv
+    provider: str  # ours
+    email: str
+    calendar_id: str
+    resource_id: str
+    connection_id: int
+    link_id: int
+
+    @property
+    def sb(self) -> str:
+        return SANDBOX_NAME[self.provider]
+
+    async def row(self) -> CalendarLink:
+        async with self.env.deps.sessions() as session:
+            stmt = select(CalendarLink).where(CalendarLink.id == self.link_id)
+            return (await session.execute(stmt)).scalar_one()
+
+    async def set(self, **values: Any) -> None:
+        async with self.env.deps.sessions() as session, session.begin():
+            await session.execute(update(CalendarLink).where(CalendarLink.id == self.link_id).values(**values))
+
+    async def add_event(self, start_iso: str, end_iso: str) -> str:
+        """Create an event as the user (the provider then notifies its subscribers)."""
+        if self.provider == "google":
+            body: dict[str, Any] = {"summary": "busy", "start": {"dateTime": start_iso}, "end": {"dateTime": end_iso}}
+        else:
+            body = {
+                "subject": "busy",
+                "start": {"dateTime": start_iso.removesuffix("Z"), "timeZone": "UTC"},
+                "end": {"dateTime": end_iso.removesuffix("Z"), "timeZone": "UTC"},
+            }
+        event = await self.env.sandbox.control.create_event(self.sb, self.email, body, self.calendar_id)
+        return str(event["id"])
+
+
+async def linked(env: PushEnv, provider: str) -> Linked:
+    sb = SANDBOX_NAME[provider]
+    email = f"push{next(_emails)}-{secrets.token_hex(3)}@calsync.test"
+    user = await env.sandbox.control.create_user(sb, email)
+    issued = await env.sandbox.control.issue_tokens(sb, email)
+    deps = env.deps
+    resource = await make_resource(deps.sessions)
+    connection = await make_connection(
+        deps.sessions,
+        resource=resource,
+        provider=provider,
+        status="active",
+        account_email=email,
+        refresh_token_enc=deps.cipher.encrypt(issued["refresh_token"]),
+    )
+    calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
+    link = await make_link(deps.sessions, connection=connection, calendar_id=calendar_id, read=True, primary=True)
+    return Linked(env, provider, email, calendar_id, resource.id, connection.id, link.id)
+
+
+async def until(check: Callable[[], Awaitable[Any]], *, within: float = 10.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy (and return it); fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
