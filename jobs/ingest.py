@@ -74,6 +74,7 @@ class PageRows:
     gone: list[str]
     quarantined: list[QuarantineRow]
     readable: list[str]
+    series: bool = False  # the page holds instances of a recurring series
 
 
 def map_page(page: ChangePage, mapper: Mapper) -> PageRows:
@@ -91,7 +92,7 @@ def map_page(page: ChangePage, mapper: Mapper) -> PageRows:
     readable = [e.id for e in page.events]
     busy = [row for row in latest.values() if row is not None]
     gone = [event_id for event_id, row in latest.items() if row is None]
-    return PageRows(busy, gone, held, readable)
+    return PageRows(busy, gone, held, readable, any(e.series_id for e in page.events))
 
 
 def _row(interval: BusyInterval, etag: str | None) -> BusyRow:
@@ -115,6 +116,7 @@ class Tally:
     updated: int = 0
     removed: int = 0
     quarantined: int = 0
+    series: bool = False
 
     @property
     def changed(self) -> bool:
@@ -150,6 +152,7 @@ class Ingest:
         self.tally.removed += await unavailability.delete_events(session=s, link_id=link, event_ids=rows.gone)
         self.tally.quarantined += await quarantine.upsert(session=s, link_id=link, rows=rows.quarantined, now=self.now)
         self.tally.events += len(rows.readable) + len(rows.quarantined)
+        self.tally.series |= rows.series
         if self.full:
             self._kept += [r.event_id for r in rows.busy]
             self._held += [q.event_id for q in rows.quarantined]

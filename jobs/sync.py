@@ -37,6 +37,11 @@ log = get_logger(__name__)
 Status = Literal["synced", "failed", "reauth_required", "skipped", "lease_lost", "pending"]
 
 
+class _SeriesChangedError(Exception):
+    """Google's feed re-lists a changed series under new instance ids without tombstones
+    for the old ones (a series moved or cut short): only a full listing is exact."""
+
+
 class LeaseLostError(Exception):
     """Another worker took the link over (our lease expired); our work is rolled back."""
 
@@ -151,6 +156,9 @@ async def _sync(deps: Deps, claim: Claim, *, interactive: bool) -> SyncOutcome:
             await links.drop_cursor(session=session, link_id=claim.link_id, owner=deps.worker_id)
         cursor = None
         tally = await _pull(deps, target, client, None, window)
+    except _SeriesChangedError:
+        cursor = None
+        tally = await _pull(deps, target, client, None, window)
     return SyncOutcome(
         claim.link_id,
         "synced",
@@ -179,6 +187,8 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
                 new_cursor = page.next_cursor or new_cursor
                 await lease.keep()
         tally = await ingest.finish()
+        if cursor is not None and tally.series and target.connection.provider == "google":
+            raise _SeriesChangedError  # rolls this incremental pass back
         if new_cursor is None:
             raise MalformedResponseError("the listing ended without a cursor")
         saved = await links.complete_sync(
