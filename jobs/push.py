@@ -30,6 +30,7 @@ from providers.outlook.client import GraphCalendarClient
 from worker import wakeups
 from worker.budget import budget_for
 from worker.config import PushSettings
+from worker.crashpoints import crashpoint
 from worker.db import push as repo
 from worker.db.connections import mark_reauth_required
 from worker.db.links import request_sync
@@ -164,6 +165,7 @@ async def _open_channel(deps: Deps, client: GoogleCalendarClient, link: Calendar
         async with deps.sessions() as session, session.begin():
             await repo.restore(session=session, link_id=link.id, state=old)
         raise
+    crashpoint("push.mid_renewal")
     expires = channel.expires_at or opened + timedelta(seconds=deps.settings.push.google_ttl_seconds)
     async with deps.sessions() as session, session.begin():
         await repo.save_channel(
@@ -202,6 +204,7 @@ async def _keep_subscription(deps: Deps, client: GraphCalendarClient, link: Cale
         client_state=secret,
         expires_at=expires,
     )
+    crashpoint("push.mid_renewal")
     await _save_subscription(deps, link.id, sub.id, now, sub.expires_at, secret_hash(secret))
     if link.push_id and link.push_kind == repo.GRAPH:
         old_id = link.push_id
