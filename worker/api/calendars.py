@@ -210,8 +210,8 @@ async def _select(request: web.Request, connection_id: int | None) -> web.Respon
     deps = request.app[DEPS]
     async with deps.sessions() as session:
         resource = await _resource(request, session)
-        body = parse(Select, await read_json(request))
         connection = await _google_connection(session, resource, connection_id)
+    body = parse(Select, await read_json(request))
     choices = _choices(body, await _calendars(deps, connection))
     now = deps.clock.now()
     async with deps.sessions() as session, session.begin():
