@@ -8,6 +8,7 @@ way a person would: GET the authUrl, submit its form, follow the redirect to our
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import socket
 import time
@@ -44,6 +45,7 @@ class ConnectApi:
     http: aiohttp.ClientSession
     sandbox: Any
     seen: set[tuple[str, str, int]] = field(default_factory=set)
+    nonconforming: list[str] = field(default_factory=list)
 
     def token(self, company_id: str, *, ttl: int = 600) -> str:
         return mint_token(self.deps.settings.auth, company_id=company_id, ttl_seconds=ttl, now=int(time.time()))
@@ -97,7 +99,12 @@ async def serving(
     async def record(request: web.Request, response: web.StreamResponse) -> None:
         resource = request.match_info.route.resource
         if resource is not None:
-            api.seen.add((request.method.lower(), resource.canonical, response.status))
+            key = (request.method.lower(), resource.canonical, response.status)
+            api.seen.add(key)
+            if isinstance(response, web.Response) and response.content_type == "application/json":
+                problem = nonconformity(*key, json.loads(response.body or b"null"))  # type: ignore[arg-type]
+                if problem:
+                    api.nonconforming.append(problem)
 
     app.on_response_prepare.append(record)
     runner = web.AppRunner(app, access_log=None)
@@ -188,3 +195,20 @@ def undeclared(seen: set[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
         for method, route, status in seen
         if str(status) not in paths.get(route, {}).get(method, {}).get("responses", {})
     )
+
+
+def nonconformity(method: str, route: str, status: int, body: Any) -> str | None:
+    """Why a JSON response does not match its declared schema, or None when it does."""
+    import jsonschema_rs
+
+    from worker.api.openapi import document
+
+    doc = document()
+    declared = doc["paths"].get(route, {}).get(method, {}).get("responses", {})
+    response = declared.get(str(status)) or declared.get("default")
+    schema = (response or {}).get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return f"{method} {route} {status}: no JSON schema declared"
+    validator = jsonschema_rs.validator_for({**schema, "components": doc["components"]})
+    errors = [e.message for e in validator.iter_errors(body)]
+    return f"{method} {route} {status}: {errors[:3]}" if errors else None

@@ -300,3 +300,4 @@ async def test_create_resource_over_http(capi: ConnectApi) -> None:
 async def test_every_status_seen_here_is_declared(capi: ConnectApi) -> None:
     assert capi.seen, "the tests above must have recorded responses"
     assert undeclared(capi.seen) == []
+    assert capi.nonconforming == []

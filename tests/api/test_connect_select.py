@@ -185,3 +185,4 @@ async def test_outlook_select_is_primary_only(capi: ConnectApi) -> None:
 async def test_every_status_seen_here_is_declared(capi: ConnectApi) -> None:
     assert capi.seen
     assert undeclared(capi.seen) == []
+    assert capi.nonconforming == []

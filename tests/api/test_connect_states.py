@@ -177,3 +177,4 @@ async def test_callback_without_code_or_state(capi: ConnectApi) -> None:
 async def test_every_status_seen_here_is_declared(capi: ConnectApi) -> None:
     assert capi.seen
     assert undeclared(capi.seen) == []
+    assert capi.nonconforming == []

@@ -461,3 +461,115 @@ register(
         tags=["webhooks"],
     ),
 )
+
+# -- routes of other areas, described loosely until their owners refine them -----------------
+# (A module that calls `register` for the same path and method replaces these entries.)
+
+_APPOINTMENT = "/v3/resource/{resource_id}/appointments/{appointment_id}"
+_APPOINTMENT_PARAMS = [path_param("resource_id", {"type": "string", "maxLength": 64}), path_param("appointment_id")]
+_TEXT: Json = {"description": "Plain text", "content": {"text/plain": {}}}
+_EMPTY: Json = {"description": "Accepted; no body"}
+
+register(
+    _APPOINTMENT,
+    "put",
+    operation(
+        "Record an appointment (versioned) and queue its write to the write calendar",
+        params=_APPOINTMENT_PARAMS,
+        body=_ANY_OBJECT,
+        responses={
+            200: json_body(_ANY_OBJECT),
+            202: json_body(_ANY_OBJECT, "Queued"),
+            400: ERROR,
+            404: ERROR,
+            409: ERROR,
+        },
+        tags=["appointments"],
+    ),
+)
+register(
+    _APPOINTMENT,
+    "delete",
+    operation(
+        "Cancel an appointment (its event is removed from the write calendar)",
+        params=_APPOINTMENT_PARAMS,
+        responses={200: json_body(_ANY_OBJECT), 202: json_body(_ANY_OBJECT, "Queued"), 400: ERROR, 404: ERROR},
+        tags=["appointments"],
+    ),
+)
+register(
+    _APPOINTMENT,
+    "get",
+    operation(
+        "An appointment and the state of its write",
+        params=_APPOINTMENT_PARAMS,
+        responses={200: json_body(_ANY_OBJECT), 400: ERROR, 404: ERROR},
+        tags=["appointments"],
+    ),
+)
+_AVAILABILITY_PARAMS = [
+    query_param("resourceId", {"type": "string", "maxLength": 64}, required=True),
+    query_param("startDate", {"type": "string"}, required=True),
+    query_param("endDate", {"type": "string"}, required=True),
+    query_param("syncExternal", {"type": "boolean"}),
+    query_param("duration", {"type": "integer", "minimum": 1}),
+]
+register(
+    "/v3/availability",
+    "get",
+    operation(
+        "Free time of a resource (syncExternal=true syncs its read calendars first)",
+        params=_AVAILABILITY_PARAMS,
+        responses={200: json_body(_ANY_OBJECT), 400: ERROR, 404: ERROR, 503: ERROR},
+        tags=["availability"],
+    ),
+)
+register(
+    "/v3/availability/explain",
+    "get",
+    operation(
+        "Why a resource is busy at an instant",
+        params=[
+            query_param("resourceId", {"type": "string", "maxLength": 64}, required=True),
+            query_param("at", {"type": "string"}, required=True),
+        ],
+        responses={200: json_body(_ANY_OBJECT), 400: ERROR, 404: ERROR},
+        tags=["availability"],
+    ),
+)
+register(
+    "/status",
+    "get",
+    operation(
+        "Operator status page (admin token)",
+        auth=False,
+        params=[query_param("token", {"type": "string"})],
+        responses={200: HTML, 401: ERROR, 404: ERROR},
+        tags=["operations"],
+    ),
+)
+register(
+    "/webhooks/google",
+    "post",
+    operation(
+        "Google Calendar push notification (channel headers)",
+        auth=False,
+        responses={200: _EMPTY, 400: ERROR, 401: ERROR, 404: ERROR},
+        tags=["provider webhooks"],
+    ),
+)
+for _path, _summary in (
+    ("/webhooks/outlook", "Microsoft Graph change notifications (or validationToken handshake)"),
+    ("/webhooks/outlook/lifecycle", "Microsoft Graph lifecycle notifications (or validationToken handshake)"),
+):
+    register(
+        _path,
+        "post",
+        operation(
+            _summary,
+            auth=False,
+            params=[query_param("validationToken", {"type": "string"})],
+            responses={200: _TEXT, 202: _EMPTY, 400: ERROR},
+            tags=["provider webhooks"],
+        ),
+    )
