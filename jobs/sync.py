@@ -15,6 +15,8 @@ from datetime import timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from jobs.backoff import next_attempt
 from jobs.clients import provider_kit, tokens_for
 from jobs.ingest import Ingest, Mapper, Tally, busy_policy, map_page, prefetched, sync_window
@@ -76,18 +78,36 @@ def client_for_sync(deps: Deps, connection: ExternalCalendar, *, interactive: bo
 
 async def sync_link(deps: Deps, link_id: int, *, interactive: bool = False) -> SyncOutcome:
     """Sync one link now unless another worker holds it (then "skipped")."""
-    async with deps.sessions() as session, session.begin():
-        claims = await links.claim(
-            session=session,
-            now=deps.clock.now(),
-            owner=deps.worker_id,
-            lease_seconds=deps.settings.sync.lease_seconds,
-            limit=1,
-            link_ids=[link_id],
-        )
-    if not claims:
+    claim = await lease_link(deps, link_id, wait=0)
+    if claim is None:
         return SyncOutcome(link_id, "skipped")
-    return await run_claim(deps, claims[0], interactive=interactive)
+    return await run_claim(deps, claim, interactive=interactive)
+
+
+async def lease_link(deps: Deps, link_id: int, *, wait: float) -> Claim | None:
+    """Lease one link (due or not), waiting up to `wait` seconds while another worker holds it.
+
+    None when it stays held, or cannot be synced at all (connection not active, link gone).
+    """
+    give_up = time.monotonic() + wait
+    while True:
+        async with deps.sessions() as session, session.begin():
+            claims = await links.claim(
+                session=session,
+                now=deps.clock.now(),
+                owner=deps.worker_id,
+                lease_seconds=deps.settings.sync.lease_seconds,
+                limit=1,
+                link_ids=[link_id],
+            )
+        if claims or time.monotonic() >= give_up:
+            return claims[0] if claims else None
+        async with deps.sessions() as session:
+            link = await links.get_link(session=session, link_id=link_id)
+        expires = link.lease_expires_at if link is not None else None
+        if expires is None or expires <= deps.clock.now():
+            return None  # nobody holds it: the connection is not active, or the link is gone
+        await asyncio.sleep(0.05)
 
 
 async def run_once(deps: Deps) -> dict[str, int]:
@@ -175,7 +195,7 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
     """One listing (full when `cursor` is None) applied page by page; commits with the new cursor."""
     link = target.link
     mapper = Mapper(ZoneInfo(target.timezone), window, busy_policy(target.company_settings, target.resource_settings))
-    lease = _LeaseKeeper(deps, link.id)
+    lease = LeaseKeeper(deps, link.id)
     new_cursor: str | None = None
     async with deps.sessions() as session, session.begin():
         ingest = Ingest(session, link.resource_id, link.id, deps.clock.now(), full=cursor is None)
@@ -205,7 +225,7 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
     return tally
 
 
-class _LeaseKeeper:
+class LeaseKeeper:
     """Extends a long sync's lease (in its own transaction) before it can expire."""
 
     def __init__(self, deps: Deps, link_id: int) -> None:
@@ -213,6 +233,13 @@ class _LeaseKeeper:
         self._link_id = link_id
         self._every = deps.settings.sync.lease_seconds / 3
         self._last = time.monotonic()
+
+    async def fence(self, session: AsyncSession) -> None:
+        """Inside the writing transaction: raise LeaseLostError unless the lease is still ours."""
+        deps = self._deps
+        until = deps.clock.now() + timedelta(seconds=deps.settings.sync.lease_seconds)
+        if not await links.extend_lease(session=session, link_id=self._link_id, owner=deps.worker_id, until=until):
+            raise LeaseLostError
 
     async def keep(self) -> None:
         if time.monotonic() - self._last < self._every:
@@ -350,18 +377,11 @@ async def sync_resource(deps: Deps, resource_id: str, *, deadline: float, intera
 
 
 async def _sync_or_wait(deps: Deps, link_id: int, interactive: bool) -> SyncOutcome:
-    """Sync the link; if another worker holds it, wait until that sync has let go."""
-    give_up = time.monotonic() + deps.settings.sync.lease_seconds
-    while True:
-        outcome = await sync_link(deps, link_id, interactive=interactive)
-        if outcome.status != "skipped" or time.monotonic() > give_up:
-            return outcome
-        async with deps.sessions() as session:
-            link = await links.get_link(session=session, link_id=link_id)
-        expires = link.lease_expires_at if link is not None else None
-        if expires is None or expires <= deps.clock.now():
-            return outcome  # nobody holds it: the connection is not active, or the link is gone
-        await asyncio.sleep(0.05)
+    """Sync the link; if another worker holds it, wait for that sync and then sync again."""
+    claim = await lease_link(deps, link_id, wait=deps.settings.sync.lease_seconds)
+    if claim is None:
+        return SyncOutcome(link_id, "skipped")
+    return await run_claim(deps, claim, interactive=interactive)
 
 
 def _result(link_id: int, task: asyncio.Task[SyncOutcome]) -> LinkResult:

@@ -191,11 +191,23 @@ async def fail_sync(
     await session.execute(stmt)
 
 
-async def release(*, session: AsyncSession, link_id: int, owner: str, error: str | None = None) -> None:
-    """Give the lease back without counting a failure (reauth, link gone, shutdown)."""
+async def release(
+    *, session: AsyncSession, link_id: int, owner: str, error: str | None = None, restore: Claim | None = None
+) -> None:
+    """Give the lease back without counting a failure (reauth, link gone, bulk runs).
+
+    `restore` puts back the request the claim took, for holders that did not sync (bulk).
+    """
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
     if error is not None:
         values["last_error"] = error[:2000]
+    if restore is not None:
+        link = CalendarLink
+        values |= {
+            "sync_requested_at": _coalesce_time(link.sync_requested_at, restore.requested_at),
+            "sync_interactive": link.sync_interactive | restore.interactive,
+            "full_sync_requested": link.full_sync_requested | restore.full,
+        }
     stmt = update(CalendarLink).where(CalendarLink.id == link_id, CalendarLink.lease_owner == owner).values(**values)
     await session.execute(stmt)
 
