@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from jobs.push import secret_hash
 from tests.conftest import Api
@@ -319,7 +319,7 @@ async def test_lifecycle_reauthorization_required_schedules_renewal_now(api: Api
     hooked = await _link(api, repo.GRAPH)
     async with api.deps.sessions() as session, session.begin():
         await session.execute(
-            CalendarLink.__table__.update()
+            update(CalendarLink)
             .where(CalendarLink.id == hooked.link_id)
             .values(push_renew_at=api.deps.clock.now().replace(year=2099))
         )
