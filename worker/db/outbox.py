@@ -1,0 +1,179 @@
+"""The write outbox: one entry per appointment, leased with SKIP LOCKED, retried with backoff.
+
+States: `pending` (due at `next_attempt_at`), `waiting_calendar` (no usable calendar yet:
+picked up again as soon as the resource has one) and `failed` (a permanent refusal; only a
+newer version of the appointment or `retry_failed` brings it back). A done entry is deleted.
+
+Coalescing: `enqueue` on an existing entry makes it due now but keeps its lease, so a write
+in flight finishes first; `complete` then deletes the entry only if the appointment has no
+newer version than the one written, else it stays due and the newer version is written next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worker.db.tables import Appointment, WriteOutbox
+
+WAITING_ERROR = "no write calendar"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A leased outbox entry."""
+
+    id: int
+    appointment_id: str
+    resource_id: str
+    attempts: int
+
+
+async def enqueue(*, session: AsyncSession, appointment_id: str, resource_id: str, now: datetime) -> None:
+    """Make the appointment's entry due now (one entry per appointment; its lease is kept)."""
+    stmt = insert(WriteOutbox).values(
+        appointment_id=appointment_id, resource_id=resource_id, state="pending", next_attempt_at=now, enqueued_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[WriteOutbox.appointment_id],
+        set_={
+            "resource_id": resource_id,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": None,
+        },
+    )
+    await session.execute(stmt)
+
+
+# Due: pending and past its next attempt, or waiting for a calendar that is now usable (the
+# event's calendar if it has a live one, else the resource's write calendar, on an active
+# connection). A lease that expired (its worker died) no longer protects the entry.
+_CLAIM = text(
+    """
+WITH due AS (
+    SELECT o.id
+    FROM write_outbox o
+    WHERE (o.lease_expires_at IS NULL OR o.lease_expires_at < :now)
+      AND (
+        (o.state = 'pending' AND o.next_attempt_at <= :now)
+        OR (o.state = 'waiting_calendar' AND EXISTS (
+            SELECT 1
+            FROM calendar_links l
+            JOIN external_calendars c ON c.id = l.connection_id AND c.status = 'active'
+            LEFT JOIN appointment_events e ON e.appointment_id = o.appointment_id AND NOT e.deleted
+            WHERE (e.link_id IS NOT NULL AND l.id = e.link_id)
+               OR (e.link_id IS NULL AND l.resource_id = o.resource_id AND l.write)
+        ))
+      )
+    ORDER BY o.next_attempt_at
+    LIMIT :limit
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE write_outbox o
+SET lease_owner = :owner, lease_expires_at = :expires, state = 'pending'
+FROM due
+WHERE o.id = due.id
+RETURNING o.id, o.appointment_id, o.resource_id, o.attempts
+"""
+)
+
+
+async def claim_due(
+    *, session: AsyncSession, owner: str, now: datetime, lease_seconds: float, limit: int
+) -> list[Entry]:
+    """Lease up to `limit` due entries; concurrent workers never lease the same one."""
+    params = {"now": now, "owner": owner, "expires": now + timedelta(seconds=lease_seconds), "limit": limit}
+    rows = (await session.execute(_CLAIM, params)).all()
+    return [Entry(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def _owned(entry_id: int, owner: str) -> Any:
+    return (WriteOutbox.id == entry_id) & (WriteOutbox.lease_owner == owner)
+
+
+def _no_newer(version: int) -> Any:
+    """The appointment has not moved past `version` (else the entry must stay due)."""
+    newer = select(Appointment.id).where(Appointment.id == WriteOutbox.appointment_id, Appointment.version > version)
+    return ~newer.exists()
+
+
+_RELEASE = {"lease_owner": None, "lease_expires_at": None}
+
+
+async def complete(*, session: AsyncSession, entry_id: int, owner: str, version: int, now: datetime) -> bool:
+    """Delete the entry after writing `version`; if a newer version arrived, leave it due now."""
+    deleted = await session.execute(delete(WriteOutbox).where(_owned(entry_id, owner), _no_newer(version)))
+    if deleted.rowcount:  # type: ignore[attr-defined]
+        return True
+    await _update(session, entry_id, owner, state="pending", next_attempt_at=now, **_RELEASE)
+    return False
+
+
+async def retry_later(
+    *, session: AsyncSession, entry_id: int, owner: str, error: str, next_attempt_at: datetime
+) -> None:
+    """Count a failed attempt and release the entry until `next_attempt_at`."""
+    await _update(
+        session,
+        entry_id,
+        owner,
+        state="pending",
+        attempts=WriteOutbox.attempts + 1,
+        next_attempt_at=next_attempt_at,
+        last_error=error,
+        **_RELEASE,
+    )
+
+
+async def give_up(*, session: AsyncSession, entry_id: int, owner: str, error: str, version: int, now: datetime) -> bool:
+    """Mark the entry failed for good (False: a newer version arrived, so it is due again instead)."""
+    stmt = (
+        update(WriteOutbox)
+        .where(_owned(entry_id, owner), _no_newer(version))
+        .values(state="failed", attempts=WriteOutbox.attempts + 1, last_error=error, **_RELEASE)
+    )
+    if (await session.execute(stmt)).rowcount:  # type: ignore[attr-defined]
+        return True
+    await _update(session, entry_id, owner, state="pending", next_attempt_at=now, **_RELEASE)
+    return False
+
+
+async def wait_for_calendar(*, session: AsyncSession, entry_id: int, owner: str, error: str = WAITING_ERROR) -> None:
+    """Park the entry until the resource has a usable write calendar (claim_due watches for it)."""
+    await _update(session, entry_id, owner, state="waiting_calendar", last_error=error, **_RELEASE)
+
+
+async def _update(session: AsyncSession, entry_id: int, owner: str, **values: Any) -> None:
+    await session.execute(update(WriteOutbox).where(_owned(entry_id, owner)).values(**values))
+
+
+async def retry_failed(*, session: AsyncSession, resource_id: str, now: datetime) -> int:
+    """Make a resource's failed entries due again (a new write calendar was chosen); how many."""
+    stmt = (
+        update(WriteOutbox)
+        .where(WriteOutbox.resource_id == resource_id, WriteOutbox.state == "failed")
+        .values(state="pending", attempts=0, next_attempt_at=now)
+    )
+    return int((await session.execute(stmt)).rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def states_of(*, session: AsyncSession, resource_id: str) -> dict[str, int]:
+    """How many of a resource's writes are in each state (for GET externalCalendars)."""
+    stmt = (
+        select(WriteOutbox.state, func.count())
+        .where(WriteOutbox.resource_id == resource_id)
+        .group_by(WriteOutbox.state)
+    )
+    return {state: int(n) for state, n in (await session.execute(stmt)).all()}
+
+
+async def count(*, session: AsyncSession) -> int:
+    """Every entry not yet done (benchmarks wait for zero)."""
+    return int((await session.execute(select(func.count()).select_from(WriteOutbox))).scalar_one())
