@@ -8,7 +8,7 @@ from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from jobs import housekeeping, notify, push, sync
+from jobs import housekeeping, notify, push, sync, write
 from worker.deps import Deps
 
 HEARTBEAT_SECONDS = 15  # often enough for an alert on "no heartbeat for a minute"
@@ -31,6 +31,7 @@ def periodic_jobs(deps: Deps) -> list[Periodic]:
         Periodic("notify", notify.sweep, deps.settings.notify.sweep_seconds),
         Periodic("sync", sync.sweep, sync.SHIFT_SECONDS),
         Periodic("push", push.run_once, deps.settings.push.sweep_seconds, jitter=1),
+        Periodic("write", write.sweep, write.SHIFT_SECONDS),
     ]
 
 
