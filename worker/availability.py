@@ -10,8 +10,8 @@ zone matters only when a query names a local date or a local wall-clock time.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 
@@ -19,8 +19,7 @@ class RangeError(ValueError):
     """A query range that cannot be answered (unparseable, empty, reversed or too long)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(NamedTuple):
     """Why time is busy: one unavailability row (with its calendar) or one appointment."""
 
     kind: str  # "unavailability" | "appointment"
@@ -30,14 +29,13 @@ class Source:
     provider: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Interval:
+# Named tuples, not dataclasses: an answer builds thousands of these, and tuples are cheap.
+class Interval(NamedTuple):
     start: datetime
     end: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Busy:
+class Busy(NamedTuple):
     """A merged busy block and every source that contributes to it."""
 
     start: datetime
@@ -49,16 +47,25 @@ def merge_busy(items: Iterable[tuple[datetime, datetime, Source]], start: dateti
     """Clip items to [start, end), then merge overlapping and adjacent ones, sorted by start."""
     clipped = sorted(
         ((max(s, start), min(e, end), src) for s, e, src in items if s < end and e > start and s < e),
-        key=lambda t: (t[0], t[1]),
+        key=_by_start,
     )
     blocks: list[Busy] = []
-    for s, e, src in clipped:
-        if blocks and s <= blocks[-1].end:
-            last = blocks[-1]
-            blocks[-1] = Busy(last.start, max(last.end, e), (*last.sources, src))
-        else:
-            blocks.append(Busy(s, e, (src,)))
+    if not clipped:
+        return blocks
+    cur_start, cur_end, sources = clipped[0][0], clipped[0][1], [clipped[0][2]]
+    for s, e, src in clipped[1:]:
+        if s <= cur_end:  # overlapping or touching: one block
+            cur_end = max(cur_end, e)
+            sources.append(src)
+            continue
+        blocks.append(Busy(cur_start, cur_end, tuple(sources)))
+        cur_start, cur_end, sources = s, e, [src]
+    blocks.append(Busy(cur_start, cur_end, tuple(sources)))
     return blocks
+
+
+def _by_start(item: tuple[datetime, datetime, Source]) -> tuple[datetime, datetime]:
+    return item[0], item[1]
 
 
 def free_between(

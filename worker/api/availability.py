@@ -96,21 +96,49 @@ def _times(start: datetime, end: datetime, zone: ZoneInfo) -> dict[str, str]:
     }
 
 
+class _Renderer:
+    """Renders instants once each: a busy block's end is the next free interval's start."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.seen: dict[datetime, tuple[str, str]] = {}
+
+    def instant(self, dt: datetime) -> tuple[str, str]:
+        found = self.seen.get(dt)
+        if found is None:
+            found = self.seen[dt] = (_utc(dt), dt.astimezone(self.zone).isoformat())
+        return found
+
+    def times(self, start: datetime, end: datetime) -> dict[str, Any]:
+        (s, s_local), (e, e_local) = self.instant(start), self.instant(end)
+        return {"start": s, "end": e, "startLocal": s_local, "endLocal": e_local}
+
+
 def _sources(sources: Sequence[Source]) -> list[dict[str, Any]]:
     """Sources grouped by kind and calendar, each group listing its row ids."""
+    if len(sources) == 1:  # the common case, built directly (thousands per answer)
+        return [_group(sources[0])]
     groups: dict[tuple[str, int | None], dict[str, Any]] = {}
     for src in sources:
         group = groups.get((src.kind, src.link_id))
         if group is None:
-            group = groups[(src.kind, src.link_id)] = {"kind": src.kind, "ids": []}
-            if src.link_id is not None:
-                group["calendar"] = {"linkId": src.link_id, "calendarId": src.calendar_id, "provider": src.provider}
-        group["ids"].append(src.id)
+            groups[(src.kind, src.link_id)] = _group(src)
+        else:
+            group["ids"].append(src.id)
     return list(groups.values())
 
 
-def _busy(block: Busy, zone: ZoneInfo) -> dict[str, Any]:
-    return {**_times(block.start, block.end, zone), "sources": _sources(block.sources)}
+def _group(src: Source) -> dict[str, Any]:
+    if src.link_id is None:
+        return {"kind": src.kind, "ids": [src.id]}
+    calendar = {"linkId": src.link_id, "calendarId": src.calendar_id, "provider": src.provider}
+    return {"kind": src.kind, "ids": [src.id], "calendar": calendar}
+
+
+def _busy(block: Busy, render: _Renderer) -> dict[str, Any]:
+    entry = render.times(block.start, block.end)
+    entry["sources"] = _sources(block.sources)
+    return entry
 
 
 async def _stored_answer(deps: Deps, resource_id: str, span: Interval, duration: int | None, zone: ZoneInfo) -> str:
@@ -125,7 +153,8 @@ async def _stored_answer(deps: Deps, resource_id: str, span: Interval, duration:
     busy = merge_busy(items, span.start, span.end)
     min_length = timedelta(minutes=duration) if duration else None
     free = free_between(busy, span.start, span.end, min_length)
-    body = {"busy": [_busy(b, zone) for b in busy], "free": [_times(f.start, f.end, zone) for f in free]}
+    render = _Renderer(zone)
+    body = {"busy": [_busy(b, render) for b in busy], "free": [render.times(f.start, f.end) for f in free]}
     return json.dumps(body, separators=(",", ":"))
 
 
