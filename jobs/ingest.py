@@ -41,7 +41,7 @@ def sync_window(now: datetime, settings: SyncSettings) -> Window:
 
 def busy_policy(company_settings: Mapping[str, Any], resource_settings: Mapping[str, Any]) -> BusyPolicy:
     """The defaults, overridden by the company's `busyRules`, overridden by the resource's."""
-    return replace(DEFAULT_POLICY, **_rules(company_settings), **_rules(resource_settings))
+    return replace(DEFAULT_POLICY, **(_rules(company_settings) | _rules(resource_settings)))
 
 
 def _rules(settings: Mapping[str, Any]) -> dict[str, bool]:
