@@ -20,9 +20,10 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.e2e.harness import Backends, Daemon, daemons
-from tests.e2e.world import Account, ChangeStream, Row, stored, today_window, truth
+from tests.e2e.world import Account, ChangeStream, Row, make_renewals_due, stored, today_window, truth
 
 SYNC_POINTS = ("sync.after_page_fetched", "sync.after_rows_before_cursor")
+PUSH_POINTS = ("push.mid_renewal",)
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,12 @@ async def _stream(world: World, changes: ChangeStream, cfg: RunConfig, stop: asy
             await asyncio.wait_for(stop.wait(), 1 / cfg.changes_per_second)
 
 
-async def _crash_at(victim: Daemon, point: str, cfg: RunConfig, report: RunReport) -> None:
+async def _crash_at(world: World, victim: Daemon, point: str, cfg: RunConfig, report: RunReport) -> None:
     """Restart the victim with `point` armed; wait for it to die there; bring it back."""
     await victim.kill()
     report.kills += 1
     await victim.start(crash_at=point)
-    code = await victim.wait_exit(cfg.crash_wait)
+    code = await _hit(world, victim, point, cfg.crash_wait)
     if code is None:
         report.crash_points_missed.append(point)
         await victim.kill()
@@ -106,7 +107,21 @@ async def _crash_at(victim: Daemon, point: str, cfg: RunConfig, report: RunRepor
     await victim.restart()
 
 
-async def _kill_loop(procs: list[Daemon], cfg: RunConfig, report: RunReport) -> None:
+async def _hit(world: World, victim: Daemon, point: str, within: float) -> int | None:
+    """Wait for the armed victim to exit; renewals are made due again and again for the push point
+    (with two processes the survivor may take each batch first)."""
+    if point != "push.mid_renewal":
+        return await victim.wait_exit(within)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        await make_renewals_due(world.sessions)
+        code = await victim.wait_exit(1.0)
+        if code is not None:
+            return code
+    return None
+
+
+async def _kill_loop(world: World, procs: list[Daemon], cfg: RunConfig, report: RunReport) -> None:
     rng = random.Random(cfg.seed)
     victim = procs[-1]
     plan: list[str | None] = [None] * cfg.kills + list(cfg.crash_points)
@@ -118,7 +133,7 @@ async def _kill_loop(procs: list[Daemon], cfg: RunConfig, report: RunReport) -> 
             report.kills += 1
             await victim.restart()
         else:
-            await _crash_at(victim, point, cfg, report)
+            await _crash_at(world, victim, point, cfg, report)
 
 
 async def wait_converged(world: World, within: float) -> int:
@@ -154,7 +169,7 @@ async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: P
         stop = asyncio.Event()
         stream = asyncio.create_task(_stream(world, changes, cfg, stop, report))
         try:
-            await _kill_loop(procs, cfg, report)
+            await _kill_loop(world, procs, cfg, report)
         finally:
             stop.set()
             await stream

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jobs.ingest import sync_window
@@ -30,7 +30,7 @@ from providers.rules import DEFAULT_POLICY, to_busy
 from tests.factories import make_connection, make_link, make_resource, new_id
 from worker.config import SyncSettings
 from worker.crypto import TokenCipher
-from worker.db.tables import Unavailability
+from worker.db.tables import CalendarLink, Unavailability
 
 SANDBOX_NAME = {"google": "google", "outlook": "microsoft"}
 Row = tuple[str, datetime, datetime]
@@ -209,6 +209,13 @@ async def stored(sessions: async_sessionmaker[AsyncSession], link_id: int) -> se
     stmt = select(u.provider_event_id, u.start_at, u.end_at).where(u.link_id == link_id)
     async with sessions() as session:
         return {(r[0], r[1], r[2]) for r in (await session.execute(stmt)).all()}
+
+
+async def make_renewals_due(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Every open channel or subscription is due for renewal now (to reach push.mid_renewal)."""
+    stmt = update(CalendarLink).where(CalendarLink.push_id.is_not(None)).values(push_renew_at=datetime.now(UTC))
+    async with sessions() as session, session.begin():
+        await session.execute(stmt)
 
 
 async def tagged_events(sandbox: Any, account: Account) -> dict[str, int]:
