@@ -465,46 +465,28 @@ register(
 # -- routes of other areas, described loosely until their owners refine them -----------------
 # (A module that calls `register` for the same path and method replaces these entries.)
 
-_APPOINTMENT = "/v3/resource/{resource_id}/appointments/{appointment_id}"
-_APPOINTMENT_PARAMS = [path_param("resource_id", {"type": "string", "maxLength": 64}), path_param("appointment_id")]
 _TEXT: Json = {"description": "Plain text", "content": {"text/plain": {}}}
 _EMPTY: Json = {"description": "Accepted; no body"}
 
 register(
-    _APPOINTMENT,
-    "put",
+    "/v3/resource/{id}/externalCalendar/createUnavailabilityBulk",
+    "post",
     operation(
-        "Record an appointment (versioned) and queue its write to the write calendar",
-        params=_APPOINTMENT_PARAMS,
+        "Sync the resource's read calendars over a date range (200 when done in time, else 202)",
+        params=[_RID],
         body=_ANY_OBJECT,
-        responses={
-            200: json_body(_ANY_OBJECT),
-            202: json_body(_ANY_OBJECT, "Queued"),
-            400: ERROR,
-            404: ERROR,
-            409: ERROR,
-        },
-        tags=["appointments"],
+        responses={200: json_body(_ANY_OBJECT), 202: json_body(_ANY_OBJECT, "Running"), 400: ERROR, 404: ERROR},
+        tags=_TAG,
     ),
 )
 register(
-    _APPOINTMENT,
-    "delete",
-    operation(
-        "Cancel an appointment (its event is removed from the write calendar)",
-        params=_APPOINTMENT_PARAMS,
-        responses={200: json_body(_ANY_OBJECT), 202: json_body(_ANY_OBJECT, "Queued"), 400: ERROR, 404: ERROR},
-        tags=["appointments"],
-    ),
-)
-register(
-    _APPOINTMENT,
+    "/v3/resource/{id}/externalCalendar/syncJobs/{jobId}",
     "get",
     operation(
-        "An appointment and the state of its write",
-        params=_APPOINTMENT_PARAMS,
-        responses={200: json_body(_ANY_OBJECT), 400: ERROR, 404: ERROR},
-        tags=["appointments"],
+        "Progress of a createUnavailabilityBulk run",
+        params=[_RID, path_param("jobId")],
+        responses={200: json_body(_ANY_OBJECT), 404: ERROR},
+        tags=_TAG,
     ),
 )
 _AVAILABILITY_PARAMS = [
