@@ -32,6 +32,7 @@ from providers.base import AppointmentBody, CalendarClient, WrittenEvent
 from providers.errors import NotFoundError, PermanentError, ReauthRequiredError
 from worker import cache, wakeups
 from worker.budget import budget_for
+from worker.crashpoints import crashpoint
 from worker.db import appointments as appts
 from worker.db import outbox
 from worker.db.appointments import Target, WritePlan
@@ -148,6 +149,7 @@ async def _apply(
             async with deps.sessions() as session, session.begin():
                 await appts.pin(session=session, appointment_id=a.id, link_id=target.link.id)
         written = await client.create_event(calendar_id, body)
+        crashpoint("write.after_create_before_record")
     async with deps.sessions() as session, session.begin():
         await appts.record_written(
             session=session,
