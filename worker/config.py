@@ -187,7 +187,7 @@ class AvailabilitySettings(_Section):
     stale_policy: Literal["closed", "open"] = "closed"  # default when resource and company say nothing
     stale_after_seconds: int = Field(900, ge=1)  # a read calendar older than this is stale
     cache_ttl_seconds: int = Field(300, ge=1)  # bounds staleness if a purge is lost while Redis is down
-    redis_timeout_seconds: float = Field(0.25, gt=0)  # a slow Redis costs at most this per call
+    redis_timeout_seconds: float = Field(0.5, gt=0)  # a slow Redis costs at most this per call
     compute_lock_seconds: float = Field(5.0, gt=0)  # another process waits this long at most for one compute
 
 
