@@ -175,6 +175,92 @@ def _bulk_sync(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A guided run: embedded servers and sandbox, both providers, events, an appointment."""
+    import tempfile
+
+    from worker.demo import demo_settings, run_demo
+
+    settings = _settings(args)
+    if not args.verbose:  # the daemon's own log lines would drown the walkthrough
+        calsync_logging.configure("warning", settings.logging.format, sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="calsync-demo-") as tmp:
+        tally = asyncio.run(run_demo(demo_settings(settings, args.data_dir or tmp), say))
+    return 1 if tally.failed else 0
+
+
+def cmd_resource(args: argparse.Namespace) -> int:
+    """Add a resource, or remove one after disconnecting its calendars (grants revoked first)."""
+    import contextlib
+    import uuid
+
+    import aiohttp
+    from pydantic import ValidationError
+    from redis.asyncio import Redis
+    from sqlalchemy.exc import IntegrityError
+
+    from jobs.connect import remove_resource
+    from worker.api.schemas_calendars import CreateResource
+    from worker.clock import SystemClock
+    from worker.crypto import TokenCipher
+    from worker.db.engine import make_engine, make_sessions
+    from worker.db.resources import create_resource
+    from worker.deps import Deps
+    from worker.embedded import embedded_postgres, embedded_redis, with_development_secrets
+
+    settings = with_development_secrets(_settings(args))
+    if args.action == "add":
+        try:
+            wanted = CreateResource(id=args.id, name=args.name, timezone=args.timezone)
+        except ValidationError as exc:
+            print(f"calsync: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
+            return EXIT_CONFIG
+
+    async def run(db_url: str, redis_url: str) -> int:
+        engine = make_engine(db_url, pool_size=1)
+        redis = Redis.from_url(redis_url, decode_responses=True)
+        try:
+            async with aiohttp.ClientSession() as http:
+                deps = Deps(
+                    settings=settings,
+                    engine=engine,
+                    sessions=make_sessions(engine),
+                    redis=redis,
+                    http=http,
+                    clock=SystemClock(),
+                    cipher=TokenCipher(settings.crypto.keys),
+                    worker_id="cli:resource",
+                )
+                if args.action == "remove":
+                    removed = await remove_resource(deps, args.id, wait=True)
+                    print(f"removed {args.id}" if removed else f"calsync: no resource {args.id}")
+                    return 0 if removed else 1
+                resource_id = wanted.id or uuid.uuid4().hex
+                try:
+                    async with deps.sessions() as session, session.begin():
+                        await create_resource(
+                            session=session,
+                            resource_id=resource_id,
+                            company_id=args.company,
+                            name=wanted.name,
+                            timezone=wanted.timezone,
+                        )
+                except IntegrityError:
+                    print(f"calsync: resource {resource_id} already exists", file=sys.stderr)
+                    return 1
+                print(resource_id)
+                return 0
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    with contextlib.ExitStack() as stack:
+        data_dir = Path(settings.embedded.data_dir)
+        db_url = settings.database.url or stack.enter_context(embedded_postgres(data_dir))
+        redis_url = settings.redis.url or stack.enter_context(embedded_redis(data_dir))
+        return asyncio.run(run(db_url, redis_url))
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     """Print the installed calsync version."""
     print(f"calsync {package_version('calsync')}")
@@ -209,6 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--start", type=date.fromisoformat, help="first day of a range to sync (YYYY-MM-DD)")
     sync.add_argument("--end", type=date.fromisoformat, help="day after the range (YYYY-MM-DD)")
     sync.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the daemon")
+    demo = add("demo", cmd_demo, "A guided run on embedded servers and the sandbox, printing each API call.")
+    demo.add_argument("--data-dir", help="keep the demo's data here (default: a temporary directory)")
+    demo.add_argument("--verbose", action="store_true", help="also show the daemon's log lines")
+    resource = add("resource", cmd_resource, "Add a resource, or remove one (its calendars are disconnected first).")
+    resource_sub = resource.add_subparsers(dest="action", required=True, metavar="ACTION")
+    resource_add = resource_sub.add_parser("add", help="create a resource of a company; prints its id")
+    resource_add.add_argument("--company", required=True, help="the owning company id (created if new)")
+    resource_add.add_argument("--id", help="the resource id (default: generated)")
+    resource_add.add_argument("--name", default="", help="a display name")
+    resource_add.add_argument("--timezone", default="UTC", help="IANA time zone (default UTC)")
+    resource_remove = resource_sub.add_parser("remove", help="disconnect every calendar, then delete")
+    resource_remove.add_argument("id", help="the resource id")
     add("version", cmd_version, "Print the version.")
     return parser
 

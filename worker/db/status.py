@@ -12,9 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.tables import (
+    Appointment,
+    AppointmentEvent,
     CalendarLink,
     ExternalCalendar,
     QuarantinedEvent,
+    Unavailability,
     WebhookDelivery,
     WriteOutbox,
 )
@@ -168,3 +171,20 @@ async def summary(*, session: AsyncSession, now: datetime, limit: int = CALENDAR
         deliveries=await delivery_counts(session=session),
         quarantined=await quarantined_count(session=session),
     )
+
+
+async def resource_counts(*, session: AsyncSession, resource_id: str) -> dict[str, int]:
+    """How much one resource has: busy rows, appointments, and appointments written to a calendar."""
+    written = (
+        select(func.count())
+        .select_from(AppointmentEvent)
+        .join(Appointment, Appointment.id == AppointmentEvent.appointment_id)
+        .where(Appointment.resource_id == resource_id, AppointmentEvent.provider_event_id.is_not(None))
+    )
+    stmt = select(
+        select(func.count()).where(Unavailability.resource_id == resource_id).scalar_subquery(),
+        select(func.count()).where(Appointment.resource_id == resource_id).scalar_subquery(),
+        written.scalar_subquery(),
+    )
+    busy, appointments, events = (await session.execute(stmt)).one()
+    return {"unavailability": int(busy), "appointments": int(appointments), "written": int(events)}
