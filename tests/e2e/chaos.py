@@ -20,10 +20,22 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.e2e.harness import Backends, Daemon, daemons
-from tests.e2e.world import Account, ChangeStream, Row, make_renewals_due, stored, today_window, truth
+from tests.e2e.world import (
+    Account,
+    AppointmentStream,
+    ChangeStream,
+    Row,
+    booking_mismatches,
+    make_renewals_due,
+    stored,
+    today_window,
+    truth,
+)
 
 SYNC_POINTS = ("sync.after_page_fetched", "sync.after_rows_before_cursor")
 PUSH_POINTS = ("push.mid_renewal",)
+WRITE_POINTS = ("write.after_create_before_record",)
+ALL_POINTS = SYNC_POINTS + WRITE_POINTS + PUSH_POINTS
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class RunConfig:
     processes: int = 1  # with 2, only the last one is ever killed
     gap: tuple[float, float] = (0.5, 2.5)  # seconds between two deaths
     changes_per_second: float = 10.0
+    bookings: bool = True  # appointment writes through the API beside the outside changes
     crash_wait: float = 15.0  # how long an armed crash point may take to be hit
     converge_within: float = 60.0
 
@@ -63,9 +76,6 @@ class RunReport:
         )
 
 
-Workload = Callable[[random.Random], Awaitable[None]]
-
-
 @dataclass
 class World:
     """What the run changes and checks."""
@@ -74,19 +84,25 @@ class World:
     sessions: async_sessionmaker[AsyncSession]
     http: aiohttp.ClientSession
     accounts: list[Account]
-    # Extra workloads (appointment writes) called at the change rate, and final checks.
-    workloads: list[Workload] = field(default_factory=list)
+    # Final checks, run after convergence.
     checks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called once the workload stops, before convergence is judged (e.g. clear faults).
     settle: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-async def _stream(world: World, changes: ChangeStream, cfg: RunConfig, stop: asyncio.Event, report: RunReport) -> None:
-    rng = random.Random(cfg.seed + 1)
+async def _stream(
+    world: World,
+    changes: ChangeStream,
+    bookings: AppointmentStream | None,
+    cfg: RunConfig,
+    stop: asyncio.Event,
+    report: RunReport,
+) -> None:
     while not stop.is_set():
         await changes.step()
-        for workload in world.workloads:
-            await workload(rng)
+        if bookings is not None:
+            await bookings.step(world.http)
+            report.writes = bookings.sent
         report.changes = changes.made
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1 / cfg.changes_per_second)
@@ -156,6 +172,18 @@ async def wait_converged(world: World, within: float) -> int:
         await asyncio.sleep(0.5)
 
 
+async def wait_bookings(world: World, bookings: AppointmentStream, within: float) -> None:
+    """Poll until every confirmed booking has exactly one event (at its time) and cancelled ones none."""
+    deadline = time.monotonic() + within
+    while True:
+        wrong = await booking_mismatches(world.sandbox, bookings)
+        if not wrong:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(wrong)} of {len(bookings.bookings)} bookings are wrong: {wrong[:5]}")
+        await asyncio.sleep(0.5)
+
+
 async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: Path, **env: str) -> RunReport:
     """Run the workload while killing daemons as `cfg` says; then check exact convergence."""
     report = RunReport()
@@ -167,7 +195,10 @@ async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: P
         for d in procs:
             await d.wait_ready()
         stop = asyncio.Event()
-        stream = asyncio.create_task(_stream(world, changes, cfg, stop, report))
+        bookings = None
+        if cfg.bookings:
+            bookings = AppointmentStream([d.url for d in procs], world.accounts, backends.jwt_secret, cfg.seed + 2)
+        stream = asyncio.create_task(_stream(world, changes, bookings, cfg, stop, report))
         try:
             await _kill_loop(world, procs, cfg, report)
         finally:
@@ -178,6 +209,8 @@ async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: P
         for hook in world.settle:
             await hook()
         report.rows = await wait_converged(world, cfg.converge_within)
+        if bookings is not None:
+            await wait_bookings(world, bookings, cfg.converge_within)
         for check in world.checks:
             await check()
         report.converge_seconds = time.monotonic() - settle

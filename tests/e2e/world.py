@@ -9,7 +9,9 @@ unavailability equals it exactly.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,7 +30,8 @@ from providers.outlook.client import GraphCalendarClient
 from providers.outlook.mapping import parse_event as parse_graph
 from providers.rules import DEFAULT_POLICY, to_busy
 from tests.factories import make_connection, make_link, make_resource, new_id
-from worker.config import SyncSettings
+from worker.api.auth import mint_token
+from worker.config import AuthSettings, SyncSettings
 from worker.crypto import TokenCipher
 from worker.db.tables import CalendarLink, Unavailability
 
@@ -218,13 +221,103 @@ async def make_renewals_due(sessions: async_sessionmaker[AsyncSession]) -> None:
         await session.execute(stmt)
 
 
-async def tagged_events(sandbox: Any, account: Account) -> dict[str, int]:
-    """How many live provider events carry each appointment tag, on the account's calendar."""
+@dataclass
+class Booking:
+    """An appointment as the main API last sent it."""
+
+    account: Account
+    id: str
+    version: int
+    start: datetime
+    status: str = "confirmed"
+
+
+class AppointmentStream:
+    """Seeded appointment traffic through a daemon's API: book, move, cancel (each a new version)."""
+
+    def __init__(self, urls: list[str], accounts: list[Account], jwt_secret: str, seed: int) -> None:
+        self.urls = urls
+        self.accounts = accounts
+        self.auth = AuthSettings(jwt_secret=jwt_secret)
+        self.rng = random.Random(seed)
+        self.bookings: dict[str, Booking] = {}
+        self.sent = 0
+        self.base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+
+    async def step(self, http: aiohttp.ClientSession) -> None:
+        """One booking, move or cancellation (retried until some daemon takes it)."""
+        live = [b for b in self.bookings.values() if b.status == "confirmed"]
+        roll = self.rng.random()
+        if not live or roll < 0.5:
+            account = self.rng.choice(self.accounts)
+            booking = Booking(account, new_id("appt"), 0, self._slot())
+            self.bookings[booking.id] = booking
+        else:
+            booking = self.rng.choice(live)
+            booking.start = self._slot()
+            if roll > 0.85:
+                booking.status = "cancelled"
+        booking.version += 1
+        await self._send(http, booking)
+        self.sent += 1
+
+    def _slot(self) -> datetime:
+        return self.base + timedelta(hours=self.rng.randrange(0, 24 * 30))
+
+    async def _send(self, http: aiohttp.ClientSession, b: Booking) -> None:
+        token = mint_token(self.auth, company_id=b.account.company_id, ttl_seconds=3600, now=int(time.time()))
+        body = {
+            "start": b.start.isoformat(),
+            "end": (b.start + timedelta(minutes=30)).isoformat(),
+            "status": b.status,
+            "title": f"booking {b.id}",
+            "version": b.version,
+        }
+        path = f"/v3/resource/{b.account.resource_id}/appointments/{b.id}"
+        deadline = time.monotonic() + 60
+        while True:
+            url = self.urls[self.rng.randrange(len(self.urls))]
+            try:
+                async with http.put(
+                    url + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=_SHORT
+                ) as resp:
+                    if resp.status in (200, 202):
+                        return
+                    if resp.status < 500:
+                        raise AssertionError(f"PUT {path} answered {resp.status}: {await resp.text()}")
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # that daemon is dead or restarting: the main API would retry too
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no daemon accepted PUT {path}")
+            await asyncio.sleep(0.2)
+
+
+_SHORT = aiohttp.ClientTimeout(total=5)
+
+
+async def booking_mismatches(sandbox: Any, stream: AppointmentStream) -> list[str]:
+    """Bookings whose provider events are not exactly right: one at the right time if confirmed, none if not."""
+    counts: dict[str, dict[str, list[Any]]] = {}
+    for account in stream.accounts:
+        counts[str(account.link_id)] = await _tagged(sandbox, account)
+    wrong = []
+    for b in stream.bookings.values():
+        events = counts[str(b.account.link_id)].get(b.id, [])
+        if b.status == "cancelled" and events:
+            wrong.append(f"{b.id}: cancelled but {len(events)} events")
+        elif b.status == "confirmed" and len(events) != 1:
+            wrong.append(f"{b.id}: confirmed but {len(events)} events")
+        elif b.status == "confirmed" and events[0].start != b.start:
+            wrong.append(f"{b.id}: event at {events[0].start}, booked at {b.start}")
+    return wrong
+
+
+async def _tagged(sandbox: Any, account: Account) -> dict[str, list[Any]]:
     parse = parse_google if account.provider == "google" else parse_graph
-    counts: dict[str, int] = {}
+    found: dict[str, list[Any]] = {}
     for raw in await sandbox.control.list_events(account.sandbox_provider, account.email, account.calendar_id):
         event = parse(raw)
         tag = getattr(event, "appointment_tag", None)
         if tag and getattr(event, "status", "confirmed") != "cancelled" and not getattr(event, "removed", False):
-            counts[tag] = counts.get(tag, 0) + 1
-    return counts
+            found.setdefault(tag, []).append(event)
+    return found
