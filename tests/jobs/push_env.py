@@ -56,9 +56,10 @@ async def push_env(
     **overrides: Any,
 ) -> AsyncIterator[PushEnv]:
     """Serve the API, then point job Deps (same DB, Redis, clock) at it and at the sandbox."""
+    settings = with_overrides(settings, **overrides)
     served = make_deps(settings, engine, redis, http, clock=clock or SystemClock())
     async with serve_api(served) as url:
-        job_settings = with_overrides(sandbox_settings(settings, sandbox, url), **overrides)
+        job_settings = sandbox_settings(settings, sandbox, url)
         deps = dataclasses.replace(served, settings=job_settings)
         yield PushEnv(deps=deps, url=url, sandbox=sandbox, http=http)
         await sandbox.control.drain()

@@ -35,7 +35,10 @@ async def env(
     sandbox: Sandbox,
     clock: ManualClock,
 ) -> AsyncIterator[PushEnv]:
-    async with push_env(settings, engine, redis, http, sandbox, clock=clock) as e:
+    # No storm hold here: each test's single change is synced at once.
+    async with push_env(
+        settings, engine, redis, http, sandbox, clock=clock, push={"min_sync_interval_seconds": 0}
+    ) as e:
         yield e
 
 

@@ -37,7 +37,13 @@ async def env(
     clock: ManualClock,
 ) -> AsyncIterator[PushEnv]:
     async with push_env(
-        settings, engine, redis, http, sandbox, clock=clock, push={"subscription_minutes": MINUTES}
+        settings,
+        engine,
+        redis,
+        http,
+        sandbox,
+        clock=clock,
+        push={"subscription_minutes": MINUTES, "min_sync_interval_seconds": 0},
     ) as e:
         yield e
 

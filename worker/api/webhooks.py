@@ -81,39 +81,62 @@ async def google(request: web.Request) -> web.Response:
         if not _secret_ok(request.headers.get("X-Goog-Channel-Token"), record.secret_hash):
             _ignored("google", "bad_secret")
             raise Unauthorized("channel token does not match")
-        requested = await _google_message(session, record, state, now, number)
+        interval = deps.settings.push.min_sync_interval_seconds
+        requested = await _google_message(session, record, state, now, number, interval)
     if requested:
         await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)
     return web.Response(status=200)
 
 
 async def _google_message(
-    session: AsyncSession, record: repo.PushRecord, state: str, now: datetime, number: int | None
+    session: AsyncSession, record: repo.PushRecord, state: str, now: datetime, number: int | None, interval: float
 ) -> bool:
-    """Record the message; True if a new sync request was written."""
+    """Record the message; True if workers should wake for a new sync request."""
     if state == "sync":
         _ignored("google", "sync_message")
         await repo.record_message(session=session, link_ids=[record.link_id], now=now, number=number)
         return False
-    return await _request(session, [record], now, "google", number=number)
+    return await _request(session, [record], now, "google", interval=interval, number=number)
 
 
 async def _request(
-    session: AsyncSession, records: Sequence[repo.PushRecord], now: datetime, provider: str, number: int | None = None
+    session: AsyncSession,
+    records: Sequence[repo.PushRecord],
+    now: datetime,
+    provider: str,
+    *,
+    interval: float,
+    number: int | None = None,
 ) -> bool:
-    """Request syncs for the links not already pending; note message arrival now and then."""
-    fresh = [r.link_id for r in records if r.read and not r.sync_pending]
-    coalesced = sum(1 for r in records if r.read and r.sync_pending)
-    if coalesced:
-        WEBHOOK_NOTIFICATIONS_COALESCED.labels(provider).inc(coalesced)
-    if len(fresh) + coalesced < len(records):
-        _ignored(provider, "not_read", len(records) - len(fresh) - coalesced)
-    noted = [r.link_id for r in records if r.link_id in fresh or _note_due(r, now)]
+    """Request syncs for links not already pending; hold storms back; True if workers should wake.
+
+    A request recorded while the link syncs is served after that sync, by the sweep's own
+    tick; waking workers then would only start the next sync at once, and a storm would
+    become one sync after another.
+    """
+    read = [r for r in records if r.read]
+    if len(read) < len(records):
+        _ignored(provider, "not_read", len(records) - len(read))
+    fresh = [r for r in read if not r.sync_pending]
+    if len(fresh) < len(read):
+        WEBHOOK_NOTIFICATIONS_COALESCED.labels(provider).inc(len(read) - len(fresh))
+    noted = [r.link_id for r in read if not r.sync_pending or _note_due(r, now)]
     if noted:
         await repo.record_message(session=session, link_ids=noted, now=now, number=number)
     if fresh:
-        await request_sync(session=session, now=now, link_ids=fresh)
-    return bool(fresh)
+        await request_sync(session=session, now=now, link_ids=[r.link_id for r in fresh])
+    held = [r.link_id for r in read if _needs_hold(r, now, interval)]
+    if held:
+        await repo.hold(session=session, link_ids=held, interval_seconds=interval)
+    return any(not r.syncing(now) for r in fresh)
+
+
+def _needs_hold(record: repo.PushRecord, now: datetime, interval: float) -> bool:
+    """Synced less than `interval` ago, idle, and not yet held: the next sync waits its turn."""
+    last = record.last_synced_at
+    if last is None or record.interactive or record.syncing(now) or now - last >= timedelta(seconds=interval):
+        return False
+    return record.next_attempt_at is None or record.next_attempt_at < last + timedelta(seconds=interval)
 
 
 def _note_due(record: repo.PushRecord, now: datetime) -> bool:
@@ -164,7 +187,9 @@ async def _graph(request: web.Request) -> web.Response:
         found = await repo.find_by_push_ids(session=session, push_ids=list({i.subscription_id for i in items}))
         authentic = _authentic(items, found)
         changes = [r for item, r in authentic if item.lifecycle_event is None]
-        requested = await _request(session, _unique(changes), deps.clock.now(), "outlook") if changes else False
+        interval = deps.settings.push.min_sync_interval_seconds
+        now = deps.clock.now()
+        requested = await _request(session, _unique(changes), now, "outlook", interval=interval) if changes else False
         requested |= await _lifecycle(deps, session, [(i, r) for i, r in authentic if i.lifecycle_event])
     if requested:
         await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)

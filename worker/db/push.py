@@ -34,9 +34,16 @@ class PushRecord:
     secret_hash: str | None
     read: bool
     sync_pending: bool
-    full_pending: bool
+    interactive: bool
     last_message_at: datetime | None
     awaiting_first_message: bool
+    lease_expires_at: datetime | None
+    last_synced_at: datetime | None
+    next_attempt_at: datetime | None
+
+    def syncing(self, now: datetime) -> bool:
+        """A worker holds the link's lease (a sync is running)."""
+        return self.lease_expires_at is not None and self.lease_expires_at > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +92,33 @@ async def find_by_push_ids(*, session: AsyncSession, push_ids: Sequence[str]) ->
         link.push_secret_hash,
         link.read,
         link.sync_requested_at.is_not(None),
-        link.full_sync_requested,
+        link.sync_interactive,
         link.push_last_message_at,
         link.push_error == AWAITING_FIRST_MESSAGE,
+        link.lease_expires_at,
+        link.last_synced_at,
+        link.next_attempt_at,
     ).where(link.push_id.in_(list(push_ids)))
     rows = (await session.execute(stmt)).all()
-    return {str(r[1]): PushRecord(r[0], str(r[1]), r[2], r[3], r[4], bool(r[5]), r[6], r[7], bool(r[8])) for r in rows}
+    return {
+        str(r[1]): PushRecord(r[0], str(r[1]), r[2], r[3], r[4], bool(r[5]), r[6], r[7], bool(r[8]), r[9], r[10], r[11])
+        for r in rows
+    }
+
+
+async def hold(*, session: AsyncSession, link_ids: Sequence[int], interval_seconds: float) -> None:
+    """Keep the links' next sync at least `interval_seconds` after their last one.
+
+    Never earlier than a backoff already set; a completed sync clears it (links.complete_sync).
+    """
+    link = CalendarLink
+    not_before = link.last_synced_at + func.make_interval(0, 0, 0, 0, 0, 0, interval_seconds)
+    stmt = (
+        update(link)
+        .where(link.id.in_(list(link_ids)), link.last_synced_at.is_not(None), ~link.sync_interactive)
+        .values(next_attempt_at=func.greatest(func.coalesce(link.next_attempt_at, not_before), not_before))
+    )
+    await session.execute(stmt)
 
 
 async def record_message(
