@@ -297,6 +297,39 @@ async def test_create_resource_over_http(capi: ConnectApi) -> None:
     assert generated["timezone"] == "UTC" and generated["id"]
 
 
+async def test_disconnect_hooks_run_with_the_links_and_a_failing_hook_does_not_stop_the_revoke(
+    capi: ConnectApi,
+) -> None:
+    from jobs import connect as connect_job
+
+    resource = await make_resource(capi.deps.sessions)
+    shown = await connect(capi, resource.id, resource.company_id, "google", unique_email("hook"))
+    row = await _row(capi, shown["id"])
+    assert row is not None and row.refresh_token_enc
+    refresh = capi.deps.cipher.decrypt(row.refresh_token_enc)
+    calls: list[tuple[int, list[str]]] = []
+
+    async def failing(deps: Any, connection: Any, links: Any) -> None:
+        raise RuntimeError("push provider down")
+
+    async def recording(deps: Any, connection: Any, links: Any) -> None:
+        calls.append((connection.id, [link.calendar_id for link in links]))
+
+    connect_job.DISCONNECT_HOOKS.extend([failing, recording])
+    try:
+        path = f"/v3/resource/{resource.id}/externalCalendar/{shown['id']}"
+        await capi.call("DELETE", path, resource.company_id, expect=204)
+
+        async def revoked() -> bool:
+            return not await _refresh_works(capi, "google", refresh)
+
+        await _eventually(revoked)
+    finally:
+        connect_job.DISCONNECT_HOOKS.remove(failing)
+        connect_job.DISCONNECT_HOOKS.remove(recording)
+    assert calls == [(shown["id"], [shown["calendarId"]])]
+
+
 async def test_every_status_seen_here_is_declared(capi: ConnectApi) -> None:
     assert capi.seen, "the tests above must have recorded responses"
     assert undeclared(capi.seen) == []
