@@ -83,7 +83,10 @@ async def _call(redis: Redis, op: str, call: Callable[[], Awaitable[Any]], secon
     try:
         return await asyncio.wait_for(call(), seconds)
     except (RedisError, OSError, TimeoutError) as exc:
-        _broken_until[id(redis)] = time.monotonic() + BREAKER_SECONDS
+        # A slow write of a large answer is not an outage (a busy event loop delays it too);
+        # anything else is, and stops Redis calls for a moment.
+        if not (op == "set" and isinstance(exc, TimeoutError)):
+            _broken_until[id(redis)] = time.monotonic() + BREAKER_SECONDS
         CACHE_ERRORS.labels(op=op).inc()
         log.warning("cache.redis_failed", op=op, error=type(exc).__name__)
         raise CacheUnavailable(op) from None

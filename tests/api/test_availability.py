@@ -481,3 +481,76 @@ async def test_deadline_passes_while_the_provider_is_slow(sb_api: Api, sandbox: 
             break
         await asyncio.sleep(0.1)
     assert later["busy"] and later["busy"][0]["start"] == ten.isoformat().replace("+00:00", "Z")
+
+
+async def test_a_hung_redis_costs_one_timeout_then_is_skipped(api: Api, http: Any) -> None:
+    resource = await make_resource(api.deps.sessions)
+    await fresh_link(api, resource)
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, read nothing back: a Redis that hangs
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hung = Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
+    settings = with_overrides(api.deps.settings, availability={"redis_timeout_seconds": 0.3})
+    deps = make_deps(settings, api.deps.engine, hung, http)
+    try:
+        async with serve_api(deps) as url:
+            began = time.monotonic()
+            assert (await get(api, resource, url=url))["cache"] == "unavailable"
+            first = time.monotonic() - began
+            began = time.monotonic()
+            assert (await get(api, resource, url=url))["cache"] == "unavailable"
+            second = time.monotonic() - began
+        assert 0.3 <= first < 1.5, first
+        assert second < 0.25, second  # the breaker skips Redis instead of waiting again
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await hung.aclose()
+
+
+async def test_event_created_after_a_cached_answer_is_excluded_after_its_push(
+    settings: Any, engine: Any, redis: Redis, http: Any, sandbox: Any
+) -> None:
+    from jobs import push, sync
+    from tests.jobs.push_env import linked, push_env, until
+
+    async with push_env(settings, engine, redis, http, sandbox, push={"min_sync_interval_seconds": 0}) as env:
+        cal = await linked(env, "google")
+        await sync.sync_link(env.deps, cal.link_id)
+        assert (await push.ensure_push(env.deps, cal.link_id)).status == "opened"
+
+        async def proven() -> bool:
+            row = await cal.row()
+            return row.push_last_message_at is not None and row.push_error is None
+
+        await until(proven, what="the channel's sync message")
+        await sync.run_once(env.deps)  # the catch-up sync opening push asks for
+        api = Api(url=env.url, deps=env.deps, session=http)
+        async with env.deps.sessions() as session:
+            resource = await session.get(Resource, cal.resource_id)
+        assert resource is not None
+        start, end, ten = soon()
+        await get(api, resource, startDate=start, endDate=end)
+        cached = await get(api, resource, startDate=start, endDate=end)
+        assert cached["cache"] == "hit" and cached["busy"] == []
+        calendar = cached["freshness"]["calendars"][0]
+        assert calendar["pushHealthy"] and not calendar["stale"]
+
+        await cal.add_event(
+            ten.strftime("%Y-%m-%dT%H:%M:%SZ"), (ten + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        await until(lambda: _requested(cal), what="a sync request from the push message")
+        await sync.run_once(env.deps)
+
+        body = await get(api, resource, startDate=start, endDate=end)
+        assert body["cache"] == "miss"
+        assert [b["start"] for b in body["busy"]] == [ten.isoformat().replace("+00:00", "Z")]
+
+
+async def _requested(cal: Any) -> bool:
+    return (await cal.row()).sync_requested_at is not None
