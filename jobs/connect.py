@@ -257,12 +257,16 @@ async def list_calendars(deps: Deps, connection: ExternalCalendar) -> list[Calen
     return await client_for(deps, connection).list_calendars()
 
 
-async def revoke_grant(deps: Deps, connection: ExternalCalendar) -> None:
-    """Revoke the grant at the provider (Google); Microsoft has no revocation: forgetting is enough."""
+async def revoke_grant(deps: Deps, connection: ExternalCalendar) -> bool:
+    """Revoke the grant at the provider (Google); False where there is nothing to revoke.
+
+    Microsoft has no revocation endpoint for this flow: deleting the row forgets the tokens.
+    """
     if connection.provider != "google" or not connection.refresh_token_enc:
-        return
+        return False
     kit = _kit(deps, connection.provider)
     await revoke(kit.http, kit.oauth, token=deps.cipher.decrypt(connection.refresh_token_enc))
+    return True
 
 
 async def disconnect(deps: Deps, connection_id: int, *, wait: bool = False) -> bool:
@@ -313,8 +317,8 @@ async def _revoke_with_retries(deps: Deps, connection: ExternalCalendar) -> None
     s = deps.settings.sync
     for attempt in range(1, REVOKE_ATTEMPTS + 1):
         try:
-            await revoke_grant(deps, connection)
-            log.info("connect.revoked", connection_id=connection.id, provider=connection.provider, attempt=attempt)
+            if await revoke_grant(deps, connection):
+                log.info("connect.revoked", connection_id=connection.id, provider=connection.provider, attempt=attempt)
             return
         except (errors.ProviderError, NotConfigured) as exc:
             retry = isinstance(exc, errors.RetryableError) and attempt < REVOKE_ATTEMPTS
