@@ -38,6 +38,7 @@ READ_ONLY_SCOPE = {
     "google": "https://www.googleapis.com/auth/calendar.readonly",
     "outlook": "offline_access User.Read Calendars.Read",
 }
+CREATE_PATH = {"google": r"/calendars/[^/]+/events$", "outlook": r"/calendars/[^/]+/events$"}
 _emails = itertools.count(1)
 
 
@@ -73,7 +74,9 @@ class Writes:
     url: str
     http: aiohttp.ClientSession
 
-    async def account(self, provider: str, *, scope: str | None = None, read: bool = False) -> Account:
+    async def account(
+        self, provider: str, *, scope: str | None = None, read: bool = False, write: bool = True
+    ) -> Account:
         """A new sandbox user connected to a new resource; its primary calendar is the write calendar."""
         email = f"write{next(_emails)}-{secrets.token_hex(3)}@calsync.test"
         user = await self.sandbox.control.create_user(SANDBOX_NAME[provider], email)
@@ -89,7 +92,7 @@ class Writes:
         )
         calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
         link = await make_link(
-            self.deps.sessions, connection=connection, calendar_id=calendar_id, write=True, read=read, primary=True
+            self.deps.sessions, connection=connection, calendar_id=calendar_id, write=write, read=read, primary=True
         )
         return Account(provider, email, resource.company_id, resource.id, connection.id, calendar_id, link.id)
 
@@ -197,3 +200,10 @@ async def writes(
     async with serve_api(deps) as url:
         yield Writes(deps, sandbox, url, http)
     await deps.tasks.drain(2.0)
+
+
+@pytest.fixture(autouse=True)
+async def no_faults_left(sandbox: Sandbox) -> AsyncIterator[None]:
+    """Clear the sandbox's fault rules after each test (the sandbox is shared by the session)."""
+    yield
+    await sandbox.control.clear_faults()

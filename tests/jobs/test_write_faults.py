@@ -5,25 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
 from jobs import write
-from providers.sandbox import Sandbox
 from tests.jobs import conftest_write
-from tests.jobs.conftest_write import READ_ONLY_SCOPE, Writes, slot
+from tests.jobs.conftest_write import CREATE_PATH, READ_ONLY_SCOPE, Writes, slot
 from worker.db.tables import ExternalCalendar, WebhookDelivery, WebhookEndpoint, WriteOutbox
 
 writes, write_settings = conftest_write.writes, conftest_write.write_settings  # this module's fixtures
-CREATE_PATH = {"google": r"/calendars/[^/]+/events$", "outlook": r"/calendars/[^/]+/events$"}
-
-
-@pytest.fixture(autouse=True)
-async def no_faults_left(sandbox: Sandbox) -> AsyncIterator[None]:
-    yield
-    await sandbox.control.clear_faults()
+no_faults_left = conftest_write.no_faults_left
 
 
 async def test_a_create_whose_answer_is_lost_after_commit_makes_one_event(writes: Writes, provider: str) -> None:
