@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobs.sync import sync_resource
 from worker import cache
 from worker.api.auth import verify_company
 from worker.api.errors import BadRequest
@@ -165,8 +166,6 @@ def _digest(span: Interval, duration: int | None, zone: ZoneInfo) -> str:
 
 async def just_in_time(deps: Deps, resource_id: str) -> dict[int, dict[str, Any]]:
     """The just-in-time sync (jobs.sync.sync_resource), by link id; never outlives the deadline."""
-    from jobs.sync import sync_resource  # imported here: the app must not fail to start over a job module
-
     deadline = deps.settings.sync.just_in_time_deadline_seconds
     try:
         # The sync job bounds its own wait; the margin covers its bookkeeping queries.
