@@ -119,7 +119,7 @@ async def get_or_compute(
         key = entry_key(prefix, resource_id, version, digest)
         cached = await _call(redis, "get", lambda: redis.get(key), timeout)
     except CacheUnavailable:
-        payload, _ = await _single_flight(f"nocache:{resource_id}:{digest}", lambda: _plain(compute))
+        payload, _ = await _single_flight(f"{prefix}nocache:{resource_id}:{digest}", lambda: _plain(compute))
         AVAILABILITY_CACHE.labels(outcome="unavailable").inc()
         return payload, "unavailable"
     if cached is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -231,3 +231,20 @@ def test_verdict_names_the_culprits_and_the_mode() -> None:
     assert verdict(closed, [fresh]).applied == "none"
     assert (verdict(closed, [fresh, broken]).applied, verdict(closed, [fresh, broken]).link_ids) == ("closed", (2,))
     assert verdict(opened, [fresh, broken]).applied == "open"
+
+
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe", "America/Santiago", "UTC"]
+
+
+@given(st.sampled_from(ZONES), st.dates(min_value=date(2025, 1, 1), max_value=date(2027, 12, 31)))
+def test_a_local_day_is_one_calendar_day_whatever_the_clock_does(zone_name: str, day: date) -> None:
+    zone = ZoneInfo(zone_name)
+    span = resolve_range(day.isoformat(), (day + timedelta(days=1)).isoformat(), zone, max_days=1)
+    assert timedelta(hours=23) <= span.end - span.start <= timedelta(hours=25)
+    assert span.start.astimezone(zone).date() == day and span.end.astimezone(zone).date() == day + timedelta(days=1)
+    # Busy 09:00-17:00 local: free is the rest of that local day, whatever its length.
+    nine, five = parse_instant(f"{day}T09:00", zone), parse_instant(f"{day}T17:00", zone)
+    busy = merge_busy([(nine, five, src("work"))], span.start, span.end)
+    free = free_between(busy, span.start, span.end)
+    assert sum((f.end - f.start for f in free), timedelta()) + (five - nine) == span.end - span.start
+    assert [f.end.astimezone(zone).strftime("%H:%M") for f in free][:1] == ["09:00"]
