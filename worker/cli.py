@@ -170,9 +170,34 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _bulk_sync(args: argparse.Namespace) -> int:
-    """`calsync sync RESOURCE --start --end`: the createUnavailabilityBulk job over a range."""
-    print("calsync: a date range needs the bulk sync job, which this build does not have", file=sys.stderr)
-    return 1
+    """`calsync sync RESOURCE --start --end`: the createUnavailabilityBulk job over a range, with progress."""
+    from datetime import timedelta
+
+    from worker import resync
+    from worker.embedded import embedded_postgres, embedded_redis, with_development_secrets
+
+    settings = with_development_secrets(_settings(args))
+    start = args.start or date.today()
+    end = args.end or start + timedelta(days=1)
+    if end <= start or (end - start).days > settings.sync.bulk_max_days:
+        print(f"calsync: --end must be after --start, at most {settings.sync.bulk_max_days} days", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run(resolved: Settings) -> str:
+        async with resync.cli_deps(resolved) as deps:
+            say(f"syncing {args.resource} from {start} to {end} (end excluded)")
+            return await resync.bulk(deps, args.resource, start, end, report=say)
+
+    with contextlib.ExitStack() as stack:
+        data_dir = Path(settings.embedded.data_dir)
+        urls: dict[str, dict[str, object]] = {}
+        if not settings.database.url:
+            urls["database"] = {"url": stack.enter_context(embedded_postgres(data_dir))}
+        if not settings.redis.url:
+            urls["redis"] = {"url": stack.enter_context(embedded_redis(data_dir))}
+        status = asyncio.run(run(with_overrides(settings, **urls)))
+    say(f"bulk sync {status}")
+    return 0 if status == "succeeded" else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
