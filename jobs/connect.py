@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs.backoff import next_attempt
@@ -209,6 +210,24 @@ async def _primary_calendar(deps: Deps, request: repo.AuthRequest, tokens: Token
 async def _activate(
     deps: Deps, request: repo.AuthRequest, tokens: TokenSet, email: str, primary: selection.Choice
 ) -> Connected:
+    try:
+        alive = await _store(deps, request, tokens, email, primary)
+    except IntegrityError:
+        # A concurrent connect of the same resource took the write flag first; the retry sees it.
+        alive = await _store(deps, request, tokens, email, primary)
+    if not alive:
+        # Deleted while the person was consenting: the fresh grant must not outlive it.
+        deps.tasks.spawn(_revoke_with_retries(deps, _transient(request, tokens, email, deps)))
+        raise ConnectError("connection_gone", "This calendar connection was removed. Start again.")
+    await cache.purge(deps.redis, deps.prefix, [request.resource_id])
+    await wake(deps.redis, deps.prefix)
+    return Connected(request.connection_id, request.resource_id, request.provider, email)
+
+
+async def _store(
+    deps: Deps, request: repo.AuthRequest, tokens: TokenSet, email: str, primary: selection.Choice
+) -> bool:
+    """One transaction: tokens, active status, the primary link and its first sync request."""
     now = deps.clock.now()
     async with deps.sessions() as session, session.begin():
         alive = await repo.activate(
@@ -223,13 +242,7 @@ async def _activate(
         link_ids = await _link_primary(session, request, email, primary) if alive else []
         if link_ids:
             await request_sync(session=session, now=now, link_ids=link_ids, interactive=True)
-    if not alive:
-        # Deleted while the person was consenting: the fresh grant must not outlive it.
-        deps.tasks.spawn(_revoke_with_retries(deps, _transient(request, tokens, email, deps)))
-        raise ConnectError("connection_gone", "This calendar connection was removed. Start again.")
-    await cache.purge(deps.redis, deps.prefix, [request.resource_id])
-    await wake(deps.redis, deps.prefix)
-    return Connected(request.connection_id, request.resource_id, request.provider, email)
+    return alive
 
 
 async def _link_primary(

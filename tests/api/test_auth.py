@@ -166,3 +166,15 @@ async def test_another_companys_connection_is_not_reachable(api: Api, provider: 
         from worker.db.tables import ExternalCalendar
 
         assert await session.get(ExternalCalendar, other.id) is not None
+
+
+async def test_ids_that_cannot_name_a_resource_are_404_after_the_token_check(api: Api) -> None:
+    resource = await make_resource(api.deps.sessions)
+    token = api.token(resource.company_id)
+    for raw in ("%00", "a%00b", "x" * 65, "%E2%80%8F"):
+        for method, suffix in (("GET", "/externalCalendars"), ("DELETE", ""), ("POST", "/externalCalendar")):
+            path = f"/v3/resource/{raw}{suffix}"
+            status, _, _ = await _request(api, method, path, None)
+            assert status == 401, (method, path)
+            status, _, body = await _request(api, method, path, token)
+            assert (status, body["error"]["code"]) == (404, "resource_not_found"), (method, path)

@@ -293,6 +293,10 @@ async def test_create_resource_over_http(capi: ConnectApi) -> None:
     assert status == 409 and err["error"]["code"] == "resource_exists"
     status, err = await capi.call("POST", "/v3/resource", company, json={"timezone": "Mars/Olympus"})
     assert status == 400 and "timezone" in err["error"]["message"]
+    status, err = await capi.call("POST", "/v3/resource", company, json={"name": "a\u0000b"})
+    assert status == 400 and "name" in err["error"]["message"]
+    status, err = await capi.call("POST", "/v3/resource", company, json={"id": "has space"})
+    assert status == 400 and "id" in err["error"]["message"]
     _, generated = await capi.call("POST", "/v3/resource", company, json={}, expect=201)
     assert generated["timezone"] == "UTC" and generated["id"]
 

@@ -7,16 +7,18 @@ Google account's calendars, revoking a grant) runs in jobs/connect.py under a de
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jobs import connect
 from providers import errors as provider_errors
 from providers.base import CalendarInfo
 from worker import cache
-from worker.api.auth import verify_company
+from worker.api.auth import verify_company, verify_token
 from worker.api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from worker.api.keys import DEPS
 from worker.api.schemas_calendars import (
@@ -38,17 +40,24 @@ routes = web.RouteTableDef()
 
 BASE = "/v3/resource/{id}"
 MAX_ID = 2**63 - 1  # external_calendars.id is a BIGINT
+RESOURCE_ID_MAX = 64  # resources.id is VARCHAR(64)
 
 
 def _connection_id(raw: str | None) -> int:
     """A path or query id; anything that is not a BIGINT cannot name a connection (404)."""
-    if raw is None or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
-        raise NotFound(f"external calendar {raw} not found", code="external_calendar_not_found")
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID:
+        raise NotFound("external calendar not found", code="external_calendar_not_found")
     return int(raw)
 
 
-async def _resource(request: web.Request, session: AsyncSession) -> Resource:
-    return await verify_company(request, session, request.match_info["id"])
+async def path_resource(request: web.Request, session: AsyncSession) -> Resource:
+    """The path's resource (`{id}`) after verifyToken and verifyCompany (401 / 404)."""
+    resource_id = request.match_info["id"]
+    if len(resource_id) > RESOURCE_ID_MAX or not resource_id.isprintable():
+        # Cannot name a resource (and PostgreSQL refuses NUL in text): 404 after the token check.
+        verify_token(request)
+        raise NotFound("resource not found", code="resource_not_found")
+    return await verify_company(request, session, resource_id)
 
 
 async def _owned(session: AsyncSession, resource: Resource, connection_id: int) -> ExternalCalendar:
@@ -73,7 +82,7 @@ async def create_connection(request: web.Request) -> web.Response:
     """Start connecting a Google or Outlook account: a pending connection and its authUrl."""
     deps = request.app[DEPS]
     async with deps.sessions() as session, session.begin():
-        resource = await _resource(request, session)
+        resource = await path_resource(request, session)
         body = parse(CreateConnection, await read_json(request))
         connection = await repo.create_pending(session=session, resource_id=resource.id, provider=body.provider)
         answer = await _with_auth_link(deps, session, connection)
@@ -85,7 +94,7 @@ async def regenerate_auth_url(request: web.Request) -> web.Response:
     """A fresh authUrl (the previous one stops working); how reauth_required recovers."""
     deps = request.app[DEPS]
     async with deps.sessions() as session, session.begin():
-        resource = await _resource(request, session)
+        resource = await path_resource(request, session)
         connection = await _owned(session, resource, _connection_id(request.match_info["externalCalendarId"]))
         answer = await _with_auth_link(deps, session, connection)
     return web.json_response(answer)
@@ -95,7 +104,7 @@ async def regenerate_auth_url(request: web.Request) -> web.Response:
 async def list_connections(request: web.Request) -> web.Response:
     """Every connection of the resource, pending and active, with calendars and sync health."""
     async with request.app[DEPS].sessions() as session:
-        resource = await _resource(request, session)
+        resource = await path_resource(request, session)
         connections = await repo.connections_of(session=session, resource_id=resource.id)
         links = await selection.links_of_resource(session=session, resource_id=resource.id)
     shown = [connection_json(c, [link for link in links if link.connection_id == c.id]) for c in connections]
@@ -160,11 +169,32 @@ def _calendar_entry(info: CalendarInfo, linked: dict[str, Any]) -> dict[str, Any
     }
 
 
-async def _list_calendars(request: web.Request, connection_id: int | None) -> web.Response:
+async def _named_in_query(request: web.Request) -> int | None:
+    raw = request.query.get("externalCalendarId")
+    return _connection_id(raw) if raw is not None else None
+
+
+async def _named_in_body(request: web.Request) -> int | None:
+    return parse(ListCalendars, await read_json(request, optional=True)).external_calendar_id
+
+
+async def _named_in_path(request: web.Request) -> int | None:
+    return _connection_id(request.match_info["externalCalendarId"])
+
+
+async def _not_named(request: web.Request) -> int | None:
+    return None
+
+
+# Where a route takes the connection id from; read only after the resource is verified.
+IdSource = Callable[[web.Request], Awaitable[int | None]]
+
+
+async def _list_calendars(request: web.Request, named: IdSource) -> web.Response:
     deps = request.app[DEPS]
     async with deps.sessions() as session:
-        resource = await _resource(request, session)
-        connection = await _google_connection(session, resource, connection_id)
+        resource = await path_resource(request, session)
+        connection = await _google_connection(session, resource, await named(request))
         links = await selection.links_of(session=session, connection_id=connection.id)
     calendars = await _calendars(deps, connection)
     linked = {link.calendar_id: link for link in links}
@@ -175,19 +205,13 @@ async def _list_calendars(request: web.Request, connection_id: int | None) -> we
 @routes.get(BASE + "/externalCalendars/list")
 async def list_calendars_get(request: web.Request) -> web.Response:
     """The Google account's calendars (externalCalendarId in the query when several)."""
-    raw = request.query.get("externalCalendarId")
-    async with request.app[DEPS].sessions() as session:
-        await _resource(request, session)  # 401/404 before the query is judged
-    return await _list_calendars(request, _connection_id(raw) if raw is not None else None)
+    return await _list_calendars(request, _named_in_query)
 
 
 @routes.post(BASE + "/externalCalendars/list")
 async def list_calendars_post(request: web.Request) -> web.Response:
     """The same as GET, with externalCalendarId in an optional JSON body."""
-    async with request.app[DEPS].sessions() as session:
-        await _resource(request, session)
-    body = parse(ListCalendars, await read_json(request, optional=True))
-    return await _list_calendars(request, body.external_calendar_id)
+    return await _list_calendars(request, _named_in_body)
 
 
 def _choices(body: Select, calendars: list[CalendarInfo]) -> list[selection.Choice]:
@@ -206,22 +230,26 @@ def _choices(body: Select, calendars: list[CalendarInfo]) -> list[selection.Choi
     ]
 
 
-async def _select(request: web.Request, connection_id: int | None) -> web.Response:
+async def _select(request: web.Request, named: IdSource) -> web.Response:
     deps = request.app[DEPS]
     async with deps.sessions() as session:
-        resource = await _resource(request, session)
-        connection = await _google_connection(session, resource, connection_id)
+        resource = await path_resource(request, session)
+        connection = await _google_connection(session, resource, await named(request))
     body = parse(Select, await read_json(request))
     choices = _choices(body, await _calendars(deps, connection))
     now = deps.clock.now()
-    async with deps.sessions() as session, session.begin():
-        connection = await _owned(session, resource, connection.id)
-        applied = await selection.apply_selection(
-            session=session, connection_id=connection.id, resource_id=resource.id, choices=choices
-        )
-        if applied.new_read_link_ids:
-            await request_sync(session=session, now=now, link_ids=applied.new_read_link_ids, interactive=True)
-        links = await selection.links_of(session=session, connection_id=connection.id)
+    try:
+        async with deps.sessions() as session, session.begin():
+            connection = await _owned(session, resource, connection.id)
+            applied = await selection.apply_selection(
+                session=session, connection_id=connection.id, resource_id=resource.id, choices=choices
+            )
+            if applied.new_read_link_ids:
+                await request_sync(session=session, now=now, link_ids=applied.new_read_link_ids, interactive=True)
+            links = await selection.links_of(session=session, connection_id=connection.id)
+    except IntegrityError:  # another write calendar was set by a concurrent request
+        message = "the resource's calendars changed at the same time; try again"
+        raise Conflict(message, code="concurrent_change") from None
     if applied.busy_rows_removed:
         await cache.purge(deps.redis, deps.prefix, [resource.id])
     if applied.new_read_link_ids:
@@ -232,15 +260,13 @@ async def _select(request: web.Request, connection_id: int | None) -> web.Respon
 @routes.post(BASE + "/externalCalendars/select")
 async def select_calendars(request: web.Request) -> web.Response:
     """Choose the read calendars and the write calendar of the resource's only Google account."""
-    return await _select(request, None)
+    return await _select(request, _not_named)
 
 
 @routes.post(BASE + "/externalCalendars/{externalCalendarId}/select")
 async def select_calendars_of(request: web.Request) -> web.Response:
     """Choose the read calendars and the write calendar of one Google connection."""
-    async with request.app[DEPS].sessions() as session:
-        await _resource(request, session)
-    return await _select(request, _connection_id(request.match_info["externalCalendarId"]))
+    return await _select(request, _named_in_path)
 
 
 @routes.delete(BASE + "/externalCalendar/{externalCalendarId}")
@@ -248,7 +274,7 @@ async def delete_connection(request: web.Request) -> web.Response:
     """Disconnect: rows go now; push stop and grant revocation follow in the background."""
     deps = request.app[DEPS]
     async with deps.sessions() as session:
-        resource = await _resource(request, session)
+        resource = await path_resource(request, session)
         connection = await _owned(session, resource, _connection_id(request.match_info["externalCalendarId"]))
     if not await connect.disconnect(deps, connection.id):
         raise NotFound(f"external calendar {connection.id} not found", code="external_calendar_not_found")

@@ -12,7 +12,8 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from jobs import connect
-from worker.api.auth import verify_company, verify_token
+from worker.api.auth import verify_token
+from worker.api.calendars import path_resource
 from worker.api.errors import Conflict
 from worker.api.keys import DEPS
 from worker.api.schemas_calendars import CreateResource, parse, read_json, resource_json
@@ -49,7 +50,7 @@ async def remove(request: web.Request) -> web.Response:
     """Delete a resource of the caller's company after disconnecting its calendars (204)."""
     deps = request.app[DEPS]
     async with deps.sessions() as session:
-        resource = await verify_company(request, session, request.match_info["id"])
+        resource = await path_resource(request, session)
     try:
         await connect.remove_resource(deps, resource.id)
     except IntegrityError:  # a calendar was connected while we removed the others

@@ -58,6 +58,13 @@ class CreateResource(_In):
             raise ValueError("may hold only letters, digits and . _ : -")
         return v
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.isprintable():
+            raise ValueError("must not contain control characters")
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
