@@ -217,7 +217,12 @@ class Demo:
         params = {"startDate": today.isoformat(), "endDate": (today + timedelta(days=30)).isoformat()}
         path = f"/v3/resource/{RESOURCE}/externalCalendar/createUnavailabilityBulk"
         answer = self.expect(await self.call("POST", path, params=params), 200, 202)
-        self.say(f"  changed: the next 30 days were reconciled ({_shown(answer)})")
+        counts = ", ".join(f"{k} {v}" for k, v in (answer.get("totals") or {}).items())
+        progress = answer.get("progress") or {}
+        self.say(
+            f"  changed: job {answer.get('status')}, {progress.get('calendarsDone')}/{progress.get('calendarsTotal')}"
+            f" calendars listed over 30 days ({counts or 'no counts'}); rows already synced stay as they are"
+        )
 
     async def appointment(self) -> None:
         start = self.tomorrow + timedelta(hours=11)

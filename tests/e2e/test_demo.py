@@ -50,6 +50,16 @@ def test_demo_runs_every_step(tmp_dir: Path) -> None:
     assert connected == ["dana@demo.test", "lee@demo.test"]
     assert "→ POST /v3/resource/demo-resource/externalCalendar" in out
     assert "changed: unavailability rows for demo-resource: 0 → 2" in out
+    by_title = {step.splitlines()[0]: step for step in steps[1:]}
+    write = by_title["Confirm an appointment; calsync writes it"]
+    if "skipped:" not in write:
+        assert re.search(
+            r"changed: the appointment is an event on the write calendar \((google|microsoft) account", write
+        )
+    bulk = by_title["createUnavailabilityBulk over the next 30 days"]
+    if "skipped:" not in bulk:
+        assert "changed: job succeeded, 2/2 calendars listed" in bulk
+    assert "busy " in by_title["Show availability for tomorrow"]
     assert re.search(r"demo finished: \d+ done, \d+ skipped, 0 failed", out)
     assert "Bearer" not in out  # the token is sent, never printed
     assert not list(tmp_dir.glob("calsync-demo-*")), "the demo's temporary data dir is removed"
