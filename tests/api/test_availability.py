@@ -160,6 +160,20 @@ async def test_another_company_sees_404_and_no_token_401(api: Api) -> None:
         assert resp.status == 401
 
 
+async def test_a_large_answer_is_complete(api: Api) -> None:
+    resource = await make_resource(api.deps.sessions)
+    link = await fresh_link(api, resource)
+    base = at("2026-06-01T00:00Z")
+    rows = [
+        ((base + timedelta(minutes=10 * i)).isoformat(), (base + timedelta(minutes=10 * i + 5)).isoformat())
+        for i in range(400)
+    ]
+    await add_busy(api, link, *rows)  # more than THREAD_ABOVE_ROWS: merged off the event loop
+    body = await get(api, resource, endDate="2026-06-04")
+    assert len(body["busy"]) == 400 and len(body["free"]) == 400  # the first row starts the range
+    assert body["busy"][399]["end"] == "2026-06-03T18:35:00Z"
+
+
 # --- cache ----------------------------------------------------------------------------------
 
 

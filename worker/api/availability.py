@@ -46,6 +46,7 @@ log = get_logger(__name__)
 routes = web.RouteTableDef()
 
 MAX_DURATION_MINUTES = 400 * 24 * 60
+THREAD_ABOVE_ROWS = 300  # larger answers are merged and rendered in a worker thread
 Q = TypeVar("Q", bound=BaseModel)
 
 
@@ -151,6 +152,17 @@ async def _stored_answer(deps: Deps, resource_id: str, span: Interval, duration:
         )
     items = [(r.start_at, r.end_at, Source("unavailability", r.id, r.link_id, r.calendar_id, r.provider)) for r in rows]
     items += [(a.start_at, a.end_at, Source("appointment", a.id)) for a in appts]
+    if len(items) > THREAD_ABOVE_ROWS:
+        # Tens of milliseconds of pure CPU: off the event loop, so other answers and Redis
+        # timeouts are not held up behind it.
+        return await asyncio.to_thread(_render_answer, items, span, duration, zone)
+    return _render_answer(items, span, duration, zone)
+
+
+def _render_answer(
+    items: list[tuple[datetime, datetime, Source]], span: Interval, duration: int | None, zone: ZoneInfo
+) -> str:
+    """Merge, find free time and render the JSON fragment (pure)."""
     busy = merge_busy(items, span.start, span.end)
     min_length = timedelta(minutes=duration) if duration else None
     free = free_between(busy, span.start, span.end, min_length)
