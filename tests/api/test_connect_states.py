@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from tests.api.connect_support import (
 )
 from tests.factories import make_resource
 from worker.clock import ManualClock
+from worker.crypto import new_key
 
 PROVIDERS = ["google", "outlook"]
 
@@ -172,6 +174,43 @@ async def test_callback_without_code_or_state(capi: ConnectApi) -> None:
     for query in ("", "?code=abc", "?state=1.abc"):
         result = await open_callback(capi.http, f"{capi.url}/oauth/callback{query}")
         assert (result.status, result.code) == (400, "invalid_request")
+
+
+async def test_concurrent_callbacks_with_one_state_connect_once(capi: ConnectApi) -> None:
+    _, created = await _pending(capi, "google")
+    location = await consent(capi.http, created["authUrl"], unique_email("race"))
+    results = await asyncio.gather(*(open_callback(capi.http, location) for _ in range(4)))
+    assert sorted(r.code for r in results) == ["connected", "state_invalid", "state_invalid", "state_invalid"]
+
+
+async def test_reconnecting_another_account_replaces_the_links(capi: ConnectApi) -> None:
+    resource, created = await _pending(capi, "google")
+    first = unique_email("acct-a")
+    assert (await open_callback(capi.http, await consent(capi.http, created["authUrl"], first))).code == "connected"
+    regen = f"/v3/resource/{resource.id}/externalCalendar/{created['id']}/regenerateAuthUrl"
+    _, fresh = await capi.call("PUT", regen, resource.company_id, expect=200)
+    second = unique_email("acct-b")
+    assert (await open_callback(capi.http, await consent(capi.http, fresh["authUrl"], second))).code == "connected"
+    shown = await connection(capi, resource.id, resource.company_id, created["id"])
+    assert shown["calendarEmail"] == second
+    assert [c["calendarId"] for c in shown["calendars"]] == [shown["calendarId"]]
+    assert shown["calendarId"] != first
+
+
+async def test_tokens_written_under_an_old_key_work_after_a_new_key_is_put_first(
+    capi: ConnectApi, settings: Any, engine: Any, redis: Any, http: aiohttp.ClientSession, sandbox: Any
+) -> None:
+    resource, created = await _pending(capi, "google")
+    assert (await open_callback(capi.http, await consent(capi.http, created["authUrl"], unique_email("rot")))).code == (
+        "connected"
+    )
+    old_key = capi.deps.settings.crypto.keys[0].get_secret_value()
+    rotated = {"crypto": {"keys": [new_key(), old_key]}}
+    async with serving(settings, engine, redis, http, sandbox, overrides=rotated) as after:
+        status, body = await after.call(
+            "GET", f"/v3/resource/{resource.id}/externalCalendars/list", resource.company_id
+        )
+    assert status == 200 and any(c["primary"] for c in body["calendars"])
 
 
 async def test_every_status_seen_here_is_declared(capi: ConnectApi) -> None:
