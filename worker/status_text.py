@@ -44,7 +44,7 @@ def role(row: CalendarRow) -> str:
 def push_text(row: CalendarRow, now: datetime) -> str:
     """The push channel or subscription and when it expires ('none' when polled)."""
     if row.push_kind is None:
-        return "none (polled)"
+        return "none (polled)" if row.read else "none (write only)"
     expiry = row.push_expires_at
     when = "expired " + ago(now, expiry) if expiry is not None and expiry <= now else "expires " + ago(now, expiry)
     return f"{row.push_kind}, {when}" + (f" (error: {short(row.push_error)})" if row.push_error else "")
