@@ -41,7 +41,10 @@ async def test_list_shows_the_accounts_calendars(capi: ConnectApi) -> None:
     _, by_post = await capi.call("POST", base, resource.company_id, expect=200)
     _, by_id = await capi.call("POST", base, resource.company_id, json={"externalCalendarId": shown["id"]}, expect=200)
     _, by_query = await capi.call("GET", f"{base}?externalCalendarId={shown['id']}", resource.company_id, expect=200)
-    assert by_get == by_post == by_id == by_query
+    _, by_post_query = await capi.call(
+        "POST", f"{base}?externalCalendarId={shown['id']}", resource.company_id, expect=200
+    )
+    assert by_get == by_post == by_id == by_query == by_post_query
     assert by_get["externalCalendarId"] == shown["id"]
     calendars = {c["id"]: c for c in by_get["calendars"]}
     assert set(ids.values()) < set(calendars)

@@ -175,7 +175,8 @@ async def _named_in_query(request: web.Request) -> int | None:
 
 
 async def _named_in_body(request: web.Request) -> int | None:
-    return parse(ListCalendars, await read_json(request, optional=True)).external_calendar_id
+    named = parse(ListCalendars, await read_json(request, optional=True)).external_calendar_id
+    return named if named is not None else await _named_in_query(request)
 
 
 async def _named_in_path(request: web.Request) -> int | None:
@@ -210,7 +211,7 @@ async def list_calendars_get(request: web.Request) -> web.Response:
 
 @routes.post(BASE + "/externalCalendars/list")
 async def list_calendars_post(request: web.Request) -> web.Response:
-    """The same as GET, with externalCalendarId in an optional JSON body."""
+    """The same as GET; externalCalendarId may also come in an optional JSON body."""
     return await _list_calendars(request, _named_in_body)
 
 

@@ -352,8 +352,8 @@ register(
     ),
 )
 _list_post = operation(
-    "The Google account's calendars (externalCalendarId in an optional body)",
-    params=[_RID],
+    "The Google account's calendars (externalCalendarId in an optional body, or the query)",
+    params=[_RID, query_param("externalCalendarId", {"type": "string", "pattern": "^[0-9]{1,19}$"})],
     body=ref("ListCalendarsRequest"),
     responses=_LIST_RESPONSES,
     tags=_TAG,
