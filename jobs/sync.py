@@ -111,7 +111,24 @@ async def lease_link(deps: Deps, link_id: int, *, wait: float) -> Claim | None:
 
 
 async def run_once(deps: Deps) -> dict[str, int]:
-    """Sync every due link once, `sync.concurrency` at a time; counts by outcome status."""
+    """Sync every due link once: `sync.concurrency` workers each lease the next due link as
+    soon as they finish one (no batch waits for its slowest link). Counts by outcome status."""
+    done: set[int] = set()
+    outcomes: list[SyncOutcome] = []
+
+    async def worker() -> None:
+        while claim := await _next_due(deps, done):
+            done.add(claim.link_id)
+            outcomes.append(await run_claim(deps, claim))
+
+    await asyncio.gather(*(worker() for _ in range(deps.settings.sync.concurrency)))
+    counts = {"claimed": len(outcomes), "changed": sum(o.changed for o in outcomes)}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts
+
+
+async def _next_due(deps: Deps, done: set[int]) -> Claim | None:
     s = deps.settings.sync
     async with deps.sessions() as session, session.begin():
         claims = await links.claim(
@@ -119,14 +136,11 @@ async def run_once(deps: Deps) -> dict[str, int]:
             now=deps.clock.now(),
             owner=deps.worker_id,
             lease_seconds=s.lease_seconds,
-            limit=s.concurrency,
-            cadence=Cadence(s.poll_seconds, s.reconcile_seconds),
+            limit=1,
+            cadence=Cadence(s.poll_seconds, s.reconcile_seconds, s.sweep_seconds),
+            skip=done,
         )
-    outcomes = await asyncio.gather(*(run_claim(deps, c) for c in claims))
-    counts = {"claimed": len(claims), "changed": sum(o.changed for o in outcomes)}
-    for outcome in outcomes:
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    return counts
+    return claims[0] if claims else None
 
 
 async def run_claim(deps: Deps, claim: Claim, *, interactive: bool = False) -> SyncOutcome:
@@ -311,8 +325,8 @@ async def sweep(deps: Deps, *, seconds: float = SHIFT_SECONDS - 1) -> None:
             except Exception as exc:  # the database or Redis is down: try again next tick
                 log.warning("sync.sweep_failed", error=type(exc).__name__)
                 counts = {}
-            if counts.get("claimed", 0) >= deps.settings.sync.concurrency:
-                continue  # more is due: no pause
+            if counts.get("claimed", 0) > deps.settings.sync.concurrency:
+                continue  # a long drain: look again at once for what arrived meanwhile
             await woken.wait(min(deps.settings.sync.sweep_seconds, max(0.0, until - time.monotonic())))
 
 

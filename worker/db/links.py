@@ -8,7 +8,7 @@ and the link is due again at once (`lease_owner` still set).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,14 +63,17 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Cadence:
-    """How often links are polled: without healthy push, and with it (reconciliation)."""
+    """How often links are polled: without healthy push, and with it (reconciliation); and the
+    least time between two requested background syncs of one link."""
 
     poll_seconds: float
     reconcile_seconds: float
+    gap_seconds: float = 0.0
 
 
-# Due: requested, abandoned by a dead worker, never synced, or its poll interval elapsed.
-# The poll interval is shortened by up to 10% per link (by id) so links spread out.
+# Due: abandoned by a dead worker, never synced, requested (but at most once per `gap` unless
+# a person waits: a push storm coalesces), or its poll interval elapsed. The poll interval is
+# shortened by up to 10% per link (by id) so links spread out.
 _CLAIM = text(
     """
 WITH due AS (
@@ -78,10 +81,13 @@ WITH due AS (
     FROM calendar_links l JOIN external_calendars c ON c.id = l.connection_id
     WHERE l.read AND c.status = 'active'
       AND (CAST(:ids AS bigint[]) IS NULL OR l.id = ANY(CAST(:ids AS bigint[])))
+      AND NOT (l.id = ANY(CAST(:skip AS bigint[])))
       AND (l.lease_expires_at IS NULL OR l.lease_expires_at <= :now)
       AND (:force OR (
             (l.next_attempt_at IS NULL OR l.next_attempt_at <= :now)
-        AND (l.sync_requested_at IS NOT NULL OR l.lease_owner IS NOT NULL OR l.last_synced_at IS NULL
+        AND (l.lease_owner IS NOT NULL OR l.last_synced_at IS NULL
+             OR (l.sync_requested_at IS NOT NULL
+                 AND (l.sync_interactive OR l.last_synced_at <= :now - make_interval(secs => :gap)))
              OR l.last_synced_at <= :now - make_interval(secs => (0.9 + (l.id % 101) / 1010.0) *
                 CASE WHEN l.push_expires_at > :now AND l.push_error IS NULL THEN :reconcile ELSE :poll END))))
     ORDER BY l.sync_interactive DESC, l.sync_requested_at NULLS LAST, l.last_synced_at NULLS FIRST, l.id
@@ -106,15 +112,19 @@ async def claim(
     limit: int,
     cadence: Cadence | None = None,
     link_ids: Sequence[int] | None = None,
+    skip: Collection[int] = (),
 ) -> list[Claim]:
-    """Lease up to `limit` due links (or exactly `link_ids`, due or not, when no cadence)."""
+    """Lease up to `limit` due links (or exactly `link_ids`, due or not, when no cadence);
+    never the links in `skip` (those a sweep has already synced)."""
     force = cadence is None
     params: dict[str, Any] = {
         "ids": list(link_ids) if link_ids is not None else None,
+        "skip": list(skip),
         "now": now,
         "force": force,
         "reconcile": cadence.reconcile_seconds if cadence else 0.0,
         "poll": cadence.poll_seconds if cadence else 0.0,
+        "gap": cadence.gap_seconds if cadence else 0.0,
         "limit": limit,
         "owner": owner,
         "expires": now + timedelta(seconds=lease_seconds),

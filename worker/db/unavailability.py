@@ -7,6 +7,7 @@ changes nothing writes nothing and does not purge caches.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,14 +42,15 @@ class BusySpan:
     rule: str
 
 
+# A page travels as one JSON document: encoding it is C-fast, unlike per-element array dumping.
 _UPSERT = text(
     """
+WITH written AS (
 INSERT INTO unavailability (resource_id, link_id, provider_event_id, start_at, end_at, all_day, show_as, rule, etag,
                             synced_at)
-SELECT :resource_id, :link_id, u.id, u.s, u.e, u.a, u.sa, u.r, u.et, :now
-FROM unnest(CAST(:ids AS text[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
-            CAST(:all_days AS boolean[]), CAST(:show_as AS text[]), CAST(:rules AS text[]), CAST(:etags AS text[]))
-     AS u(id, s, e, a, sa, r, et)
+SELECT :resource_id, :link_id, x->>0, CAST(x->>1 AS timestamptz), CAST(x->>2 AS timestamptz), CAST(x->>3 AS boolean),
+       x->>4, x->>5, x->>6, :now
+FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS x
 ON CONFLICT (link_id, provider_event_id) DO UPDATE
 SET start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, all_day = EXCLUDED.all_day,
     show_as = EXCLUDED.show_as, rule = EXCLUDED.rule, etag = EXCLUDED.etag, synced_at = EXCLUDED.synced_at
@@ -56,8 +58,22 @@ WHERE (unavailability.start_at, unavailability.end_at, unavailability.all_day, u
        unavailability.rule)
       IS DISTINCT FROM (EXCLUDED.start_at, EXCLUDED.end_at, EXCLUDED.all_day, EXCLUDED.show_as, EXCLUDED.rule)
 RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FROM written
 """
 )
+
+
+def _json_rows(rows: Sequence[BusyRow]) -> str:
+    """[[id, start, end, all_day, show_as, rule, etag], ...]: arrays encode twice as fast as objects."""
+    return json.dumps(
+        [[r.event_id, r.start.isoformat(), r.end.isoformat(), r.all_day, r.show_as, r.rule, r.etag] for r in rows],
+        separators=(",", ":"),
+    )
+
+
+def _json_ids(ids: Sequence[str]) -> str:
+    return json.dumps(list(ids), separators=(",", ":"))
 
 
 async def upsert(
@@ -69,21 +85,9 @@ async def upsert(
     """
     if not rows:
         return 0, 0
-    params = {
-        "resource_id": resource_id,
-        "link_id": link_id,
-        "now": now,
-        "ids": [r.event_id for r in rows],
-        "starts": [r.start for r in rows],
-        "ends": [r.end for r in rows],
-        "all_days": [r.all_day for r in rows],
-        "show_as": [r.show_as for r in rows],
-        "rules": [r.rule for r in rows],
-        "etags": [r.etag for r in rows],
-    }
-    flags = (await session.execute(_UPSERT, params)).scalars().all()
-    added = sum(1 for f in flags if f)
-    return added, len(flags) - added
+    params = {"resource_id": resource_id, "link_id": link_id, "now": now, "rows": _json_rows(rows)}
+    added, written = (await session.execute(_UPSERT, params)).one()
+    return int(added), int(written) - int(added)
 
 
 async def delete_events(*, session: AsyncSession, link_id: int, event_ids: Sequence[str]) -> int:
@@ -93,6 +97,13 @@ async def delete_events(*, session: AsyncSession, link_id: int, event_ids: Seque
     stmt = text("DELETE FROM unavailability WHERE link_id = :link_id AND provider_event_id = ANY(CAST(:ids AS text[]))")
     result = await session.execute(stmt, {"link_id": link_id, "ids": list(event_ids)})
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# An anti-join against the kept ids (hashed by the planner), not a per-row scan of an array.
+_NOT_KEPT = (
+    "NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(CAST(:keep AS jsonb)) AS k(id) "
+    "WHERE k.id = u.provider_event_id)"
+)
 
 
 async def delete_unseen(*, session: AsyncSession, link_id: int, keep_ids: Sequence[str]) -> int:
@@ -109,10 +120,10 @@ async def delete_unseen_in_range(
 ) -> int:
     """After a listing of [start, end): delete rows of the link overlapping it that were not kept."""
     stmt = text(
-        "DELETE FROM unavailability WHERE link_id = :link_id AND start_at < :end AND end_at > :start "
-        "AND NOT (provider_event_id = ANY(CAST(:keep AS text[])))"
+        f"DELETE FROM unavailability u WHERE u.link_id = :link_id AND u.start_at < :end AND u.end_at > :start "
+        f"AND {_NOT_KEPT}"
     )
-    params = {"link_id": link_id, "keep": list(keep_ids), "start": start, "end": end}
+    params = {"link_id": link_id, "keep": _json_ids(keep_ids), "start": start, "end": end}
     result = await session.execute(stmt, params)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -1,0 +1,290 @@
+"""Ingest throughput: calsync's full sync into PostgreSQL beside, in the same run, (a) the rate
+at which the same pages are only fetched and JSON-parsed from the sandbox and (b) a naive
+sync that inserts row by row through the ORM. Targets: sync ≥ 70% of (a), ≥ 10x (b).
+
+    .venv/bin/python -m bench.ingest [--runs 3] [--provider google|outlook] [--naive-calendars 10]
+
+Scenarios: one calendar of 10,000 events, and 100 calendars of 1,000 events (one account
+each, synced `sync.concurrency` at a time; (a) and (b) use the same concurrency). Finally a
+no-change incremental sync is checked: one provider request, no row written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from bench.harness import Stack, bench_stack, median_rate, quiet_logs, timed
+from jobs import sync
+from jobs.ingest import sync_window
+from providers.rules import DEFAULT_POLICY, to_busy
+from worker.db import links
+from worker.db.resources import create_resource
+from worker.db.tables import CalendarLink, ExternalCalendar, Unavailability
+
+SANDBOX_NAME = {"google": "google", "outlook": "microsoft"}
+GOOGLE_PAGE = 2500  # what GoogleCalendarClient asks for
+GRAPH_PAGE = 500  # what GraphCalendarClient asks for
+
+
+@dataclass
+class Cal:
+    """One benchmark calendar: sandbox account, its tokens, and its current link row."""
+
+    provider: str
+    email: str
+    calendar_id: str
+    tokens: dict[str, Any]
+    link_id: int = 0
+
+    @property
+    def token(self) -> str:
+        return str(self.tokens["access_token"])
+
+
+def bodies(provider: str, n: int, first: datetime) -> list[dict[str, Any]]:
+    """N half-hour events, one every 10 minutes from `first`."""
+    out = []
+    for i in range(n):
+        start = first + timedelta(minutes=10 * i)
+        end = start + timedelta(minutes=30)
+        if provider == "google":
+            out.append(
+                {"summary": f"e{i}", "start": {"dateTime": start.isoformat()}, "end": {"dateTime": end.isoformat()}}
+            )
+        else:
+            naive = {"s": start.replace(tzinfo=None).isoformat(), "e": end.replace(tzinfo=None).isoformat()}
+            out.append(
+                {
+                    "subject": f"e{i}",
+                    "start": {"dateTime": naive["s"], "timeZone": "UTC"},
+                    "end": {"dateTime": naive["e"], "timeZone": "UTC"},
+                }
+            )
+    return out
+
+
+async def make_calendars(stack: Stack, provider: str, count: int, events: int) -> list[Cal]:
+    """`count` sandbox accounts of `events` events each, each connected to a new resource."""
+    control = stack.sandbox.control
+    first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    cals = []
+    for i in range(count):
+        email = f"bench{i}-{events}@calsync.test"
+        user = await control.create_user(SANDBOX_NAME[provider], email)
+        calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
+        await control.bulk_load(SANDBOX_NAME[provider], email, bodies(provider, events, first), calendar_id)
+        tokens = await control.issue_tokens(SANDBOX_NAME[provider], email)
+        cals.append(Cal(provider, email, calendar_id, tokens))
+    await connect(stack, cals)
+    return cals
+
+
+async def connect(stack: Stack, cals: Sequence[Cal]) -> None:
+    """Give every calendar a new resource, connection and read link (as after OAuth + select),
+    so each run is a first full sync into an empty link."""
+    deps = stack.deps
+    async with deps.sessions() as session, session.begin():
+        for cal in cals:
+            resource = await create_resource(session=session, resource_id=f"r-{uuid.uuid4().hex}", company_id="bench")
+            conn = ExternalCalendar(
+                resource_id=resource.id,
+                provider=cal.provider,
+                status="active",
+                account_email=cal.email,
+                refresh_token_enc=deps.cipher.encrypt(cal.tokens["refresh_token"]),
+                access_token_enc=deps.cipher.encrypt(cal.tokens["access_token"]),
+                access_token_expires_at=datetime.now(UTC) + timedelta(seconds=cal.tokens["expires_in"]),
+            )
+            session.add(conn)
+            await session.flush()
+            link = CalendarLink(
+                connection_id=conn.id, resource_id=resource.id, calendar_id=cal.calendar_id, read=True, primary=True
+            )
+            session.add(link)
+            await session.flush()
+            cal.link_id = link.id
+
+
+# --- (a) fetch + JSON parse only -----------------------------------------------------------
+
+
+async def fetch_only(stack: Stack, provider: str, cal: Cal) -> int:
+    """Page through the same full listing the sync makes, parsing JSON and nothing else."""
+    window = sync_window(datetime.now(UTC), stack.deps.settings.sync)
+    headers = {"Authorization": f"Bearer {cal.token}"}
+    http = stack.deps.http
+    if provider == "google":
+        url = f"{stack.sandbox.google_api}/calendars/{cal.calendar_id}/events"
+        params = {"singleEvents": "true", "maxResults": str(GOOGLE_PAGE)}
+        params |= {"timeMin": window.start.isoformat(), "timeMax": window.end.isoformat()}
+        return await _google_pages(http, url, params, headers)
+    headers["Prefer"] = f'odata.maxpagesize={GRAPH_PAGE}, outlook.timezone="UTC"'
+    query = f"startDateTime={_z(window.start)}&endDateTime={_z(window.end)}"
+    return await _graph_pages(http, f"{stack.sandbox.graph_api}/me/calendarView/delta?{query}", headers)
+
+
+def _z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _google_pages(http: aiohttp.ClientSession, url: str, params: dict[str, str], headers: dict[str, str]) -> int:
+    count, token = 0, None
+    while True:
+        query = params | ({"pageToken": token} if token else {})
+        async with http.get(url, params=query, headers=headers) as resp:
+            page = json.loads(await resp.read())
+        count += len(page["items"])
+        token = page.get("nextPageToken")
+        if not token:
+            return count
+
+
+async def _graph_pages(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> int:
+    count, next_url = 0, url
+    while next_url:
+        async with http.get(next_url, headers=headers) as resp:
+            page = json.loads(await resp.read())
+        count += len(page["value"])
+        next_url = page.get("@odata.nextLink")
+    return count
+
+
+# --- (b) naive: row-by-row ORM inserts -----------------------------------------------------
+
+
+async def naive_sync(stack: Stack, cal: Cal) -> None:
+    """The obvious implementation: fetch with the client, then one ORM INSERT per event."""
+    deps = stack.deps
+    async with deps.sessions() as session:
+        target = await links.sync_target(session=session, link_id=cal.link_id)
+    assert target is not None
+    client = sync.client_for_sync(deps, target.connection, interactive=False)
+    window = sync_window(deps.clock.now(), deps.settings.sync)
+    async with deps.sessions() as session, session.begin():
+        async for page in client.list_changes(cal.calendar_id, None, window):
+            for event in page.events:
+                busy = to_busy(event, resource_tz=ZoneInfo("UTC"), window=window, policy=DEFAULT_POLICY)
+                if busy is None:
+                    continue
+                session.add(
+                    Unavailability(
+                        resource_id=target.link.resource_id,
+                        link_id=cal.link_id,
+                        provider_event_id=busy.event_id,
+                        start_at=busy.start,
+                        end_at=busy.end,
+                        all_day=busy.all_day,
+                        show_as=busy.show_as,
+                        rule=busy.rule,
+                        etag=event.etag,
+                    )
+                )
+                await session.flush()
+
+
+# --- calsync ------------------------------------------------------------------------------
+
+
+async def sync_all(stack: Stack, cals: Sequence[Cal]) -> None:
+    """What the daemon does: sweep until every requested link is synced."""
+    synced = 0
+    while synced < len(cals):
+        counts = await sync.run_once(stack.deps)
+        if counts.get("failed"):
+            raise RuntimeError(f"a sync failed: {counts}")
+        synced += counts.get("synced", 0)
+
+
+async def bounded(concurrency: int, cals: Sequence[Cal], one: Callable[[Cal], Awaitable[object]]) -> None:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def run(cal: Cal) -> None:
+        async with limit:
+            await one(cal)
+
+    await asyncio.gather(*(run(c) for c in cals))
+
+
+async def scenario(stack: Stack, provider: str, count: int, events: int, runs: int, naive_count: int) -> None:
+    """Print one scenario's three rates and their ratios."""
+    cals = await make_calendars(stack, provider, count, events)
+    total = count * events
+    conc = stack.deps.settings.sync.concurrency
+    fetched = await bounded_count(stack, provider, cals, conc)  # warm-up, and a check of the data
+    assert fetched == total, (fetched, total)
+
+    fetch_rate = await median_rate(
+        total, lambda: bounded(conc, cals, lambda c: fetch_only(stack, provider, c)), runs=runs, before=None
+    )
+    sync_rate = await median_rate(total, lambda: sync_all(stack, cals), runs=runs, before=lambda: connect(stack, cals))
+    subset = cals[: max(1, min(naive_count, count))]
+    await connect(stack, subset)
+    naive_s = await timed(lambda: bounded(conc, subset, lambda c: naive_sync(stack, c)))
+    naive_rate = len(subset) * events / naive_s
+
+    label = f"{provider}: {count} calendar{'s' if count > 1 else ''} x {events:,} events"
+    print(f"\n{label} (median of {runs} runs, concurrency {conc})")
+    print(f"  calsync full sync          {sync_rate:>10,.0f} events/s")
+    ratio_a, ratio_b = sync_rate / fetch_rate, sync_rate / naive_rate
+    print(f"  (a) fetch + JSON parse     {fetch_rate:>10,.0f} events/s   sync/(a) = {ratio_a:5.0%}  (≥ 70%)")
+    print(
+        f"  (b) naive row-by-row ORM   {naive_rate:>10,.0f} events/s   sync/(b) = {ratio_b:5.1f}x"
+        f"  (≥ 10x; {len(subset)} calendar{'s' if len(subset) > 1 else ''})"
+    )
+
+
+async def bounded_count(stack: Stack, provider: str, cals: Sequence[Cal], conc: int) -> int:
+    counts: list[int] = []
+
+    async def one(cal: Cal) -> None:
+        counts.append(await fetch_only(stack, provider, cal))
+
+    await bounded(conc, cals, one)
+    return sum(counts)
+
+
+async def no_change_incremental(stack: Stack, provider: str) -> None:
+    """A sync with nothing new: one provider round trip, no row written."""
+    cal = (await make_calendars(stack, provider, 1, 100))[0]
+    await sync.sync_link(stack.deps, cal.link_id)
+    control = stack.sandbox.control
+    since = max((r["seq"] for r in await control.requests()), default=0)
+    started = time.perf_counter()
+    outcome = await sync.sync_link(stack.deps, cal.link_id)
+    ms = (time.perf_counter() - started) * 1000
+    requests = [r for r in await control.requests(SANDBOX_NAME[provider], since) if "/token" not in r["path"]]
+    writes = outcome.added + outcome.updated + outcome.removed
+    print(
+        f"\n{provider}: no-change incremental sync: {len(requests)} provider request(s), {writes} rows written,", end=""
+    )
+    print(f" {ms:.1f} ms")
+
+
+async def main(providers: Sequence[str], runs: int, naive_calendars: int) -> None:
+    quiet_logs()
+    async with bench_stack() as stack:
+        for provider in providers:
+            await scenario(stack, provider, 1, 10_000, runs, naive_calendars)
+            await scenario(stack, provider, 100, 1_000, runs, naive_calendars)
+            await no_change_incremental(stack, provider)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--provider", choices=("google", "outlook", "both"), default="google")
+    parser.add_argument("--naive-calendars", type=int, default=10, help="calendars the slow baseline syncs")
+    args = parser.parse_args()
+    chosen = ("google", "outlook") if args.provider == "both" else (args.provider,)
+    asyncio.run(main(chosen, args.runs, args.naive_calendars))
