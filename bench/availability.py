@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -251,6 +252,7 @@ async def run(db: str, redis_url: str, rows: int, requests: int, concurrency: in
         runner, url = await serve(deps)
         stack.push_async_callback(runner.cleanup)
         client = Client(http, url)
+        print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (noisy above 1 per CPU)")
         await answers(client, await busy_resource(deps, rows), requests, concurrency)
         resource, token = await synced_resource(deps, sb)
         await sync_overhead(sb, client, resource, token, http)
