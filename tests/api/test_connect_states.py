@@ -213,6 +213,16 @@ async def test_tokens_written_under_an_old_key_work_after_a_new_key_is_put_first
     assert status == 200 and any(c["primary"] for c in body["calendars"])
 
 
+async def test_a_provider_error_is_stored_only_as_a_clean_word(capi: ConnectApi) -> None:
+    resource, created = await _pending(capi, "outlook")
+    state = query_of(created["authUrl"])["state"]
+    query = urlencode({"error": "access_denied\x00<script>", "state": state})
+    result = await open_callback(capi.http, f"{capi.url}/oauth/callback?{query}")
+    assert result.code == "provider_error" and "<script>" not in result.html
+    shown = await connection(capi, resource.id, resource.company_id, created["id"])
+    assert shown["lastError"] == "access_deniedscript"
+
+
 async def test_every_status_seen_here_is_declared(capi: ConnectApi) -> None:
     assert capi.seen
     assert undeclared(capi.seen) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 
 from aiohttp import web
 
@@ -62,7 +63,8 @@ async def callback(request: web.Request) -> web.Response:
     query = request.query
     state, code, error = query.get("state", ""), query.get("code", ""), query.get("error", "")
     if error:
-        return await _refused(request, state, error[:100])
+        # OAuth error codes are short ASCII words; anything else is not worth storing as is.
+        return await _refused(request, state, re.sub(r"[^A-Za-z0-9_.-]", "", error)[:100] or "unknown_error")
     if not code or not state:
         return page("invalid_request", "Not connected", "This address needs the code and state the provider sends.")
     try:
