@@ -226,6 +226,7 @@ FAULT_KINDS: tuple[dict[str, Any], ...] = (
     {"status": 503},
     {"latency_ms": 2500},  # past the daemon's 2 s request timeout (harness.FAST)
     {"reset": True},
+    {"reset": True, "after_commit": True},  # the provider did it, the answer is lost
 )
 
 
