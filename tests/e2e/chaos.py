@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,36 +184,43 @@ async def wait_bookings(world: World, bookings: AppointmentStream, within: float
         await asyncio.sleep(0.5)
 
 
-async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: Path, **env: str) -> RunReport:
-    """Run the workload while killing daemons as `cfg` says; then check exact convergence."""
+@contextlib.asynccontextmanager
+async def workload(world: World, procs: list[Daemon], cfg: RunConfig, jwt_secret: str) -> AsyncIterator[RunReport]:
+    """Outside changes and bookings in the background while the body runs; then exact convergence."""
     report = RunReport()
     started = time.monotonic()
     changes = ChangeStream(world.sandbox, world.accounts, cfg.seed)
+    bookings = None
+    if cfg.bookings:
+        bookings = AppointmentStream([d.url for d in procs], world.accounts, jwt_secret, cfg.seed + 2)
+    stop = asyncio.Event()
+    stream = asyncio.create_task(_stream(world, changes, bookings, cfg, stop, report))
+    try:
+        yield report
+    finally:
+        stop.set()
+        await stream
+    report.seconds = time.monotonic() - started
+    settle = time.monotonic()
+    for hook in world.settle:
+        await hook()
+    report.rows = await wait_converged(world, cfg.converge_within)
+    if bookings is not None:
+        await wait_bookings(world, bookings, cfg.converge_within)
+    for check in world.checks:
+        await check()
+    report.converge_seconds = time.monotonic() - settle
+
+
+async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: Path, **env: str) -> RunReport:
+    """Run the workload while killing daemons as `cfg` says; then check exact convergence."""
     async with daemons(backends, world.sandbox, workdir, cfg.processes, **env) as procs:
         for d in procs:
             await d.start()
         for d in procs:
             await d.wait_ready()
-        stop = asyncio.Event()
-        bookings = None
-        if cfg.bookings:
-            bookings = AppointmentStream([d.url for d in procs], world.accounts, backends.jwt_secret, cfg.seed + 2)
-        stream = asyncio.create_task(_stream(world, changes, bookings, cfg, stop, report))
-        try:
+        async with workload(world, procs, cfg, backends.jwt_secret) as report:
             await _kill_loop(world, procs, cfg, report)
-        finally:
-            stop.set()
-            await stream
-        report.seconds = time.monotonic() - started
-        settle = time.monotonic()
-        for hook in world.settle:
-            await hook()
-        report.rows = await wait_converged(world, cfg.converge_within)
-        if bookings is not None:
-            await wait_bookings(world, bookings, cfg.converge_within)
-        for check in world.checks:
-            await check()
-        report.converge_seconds = time.monotonic() - settle
         for d in procs:
             assert d.running, f"{d.name} died by itself:\n{d.tail()}"
     return report
