@@ -1,8 +1,9 @@
 """The write job: drain the outbox so each confirmed appointment is one event on a write calendar.
 
-`write_appointment` handles one leased entry: it re-reads the appointment (the entry only
-says "look again"), decides, calls the provider and records the result. `run_once` drains
-what is due once (what tests call); `sweep` is the loop woken by the PUT handler's signal.
+A batch of leased entries is handled in four steps: read each appointment's stored state
+(the entry only says "look again"), `decide` what to do (pure), call the providers, and record
+every outcome in one transaction. `run_once` writes one due batch (what tests call);
+`write_appointment` one entry; `sweep` is the loop woken by the PUT handler's signal.
 
 Exactly once: before a create is sent its calendar is pinned in appointment_events, and the
 provider layer makes a repeated create return the first event (Google: an event id derived
@@ -20,8 +21,9 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +35,6 @@ from providers.errors import NotFoundError, PermanentError, ReauthRequiredError
 from providers.google.client import GoogleCalendarClient
 from worker import cache, wakeups
 from worker.budget import budget_for
-from worker.crashpoints import crashpoint
 from worker.db import appointments as appts
 from worker.db import outbox
 from worker.db.appointments import Target, WritePlan
@@ -46,8 +47,11 @@ from worker.logging import get_logger
 
 log = get_logger(__name__)
 
-Outcome = Literal["written", "deleted", "unchanged", "waiting", "failed", "retry", "reauth_required", "skipped"]
-CHANGED: frozenset[str] = frozenset({"written", "deleted"})
+Action = Literal["skip", "unchanged", "wait", "create", "patch", "delete", "leave"]
+Outcome = Literal[
+    "written", "deleted", "moved", "unchanged", "waiting", "failed", "retry", "reauth_required", "skipped"
+]
+CHANGED: frozenset[str] = frozenset({"written", "deleted", "moved"})
 REAUTH_ERROR = "connection needs re-authorisation"
 
 
@@ -66,64 +70,91 @@ class Clients:
 
 
 async def run_once(deps: Deps) -> dict[str, int]:
-    """Write every due outbox entry once, `write.concurrency` at a time; counts by outcome."""
+    """Write every due outbox entry once (a batch of `write.batch`); counts by outcome."""
     w = deps.settings.write
     async with deps.sessions() as session, session.begin():
         entries = await outbox.claim_due(
             session=session, owner=deps.worker_id, now=deps.clock.now(), lease_seconds=w.lease_seconds, limit=w.batch
         )
-    limit, clients = asyncio.Semaphore(w.concurrency), Clients(deps)
-
-    async def one(entry: Entry) -> Outcome:
-        async with limit:
-            return await write_appointment(deps, entry, clients=clients)
-
-    outcomes = await asyncio.gather(*(one(e) for e in entries))
-    changed = {e.resource_id for e, o in zip(entries, outcomes, strict=True) if o in CHANGED}
-    await cache.purge(deps.redis, deps.prefix, changed)
+    outcomes = await write_batch(deps, entries) if entries else []
     return {"claimed": len(entries), **Counter(outcomes)}
 
 
-async def write_appointment(deps: Deps, entry: Entry, *, clients: Clients | None = None) -> Outcome:
-    """Bring the provider in line with the entry's appointment and record it; never raises."""
+async def write_appointment(deps: Deps, entry: Entry) -> Outcome:
+    """Bring the provider in line with one leased entry's appointment and record it."""
+    return (await write_batch(deps, [entry]))[0]
+
+
+async def write_batch(deps: Deps, entries: Sequence[Entry]) -> list[Outcome]:
+    """Read the plans, pin the creates, call the providers (`write.concurrency` at a time), record.
+
+    The database work is a few set-based statements per batch; only provider calls are per entry.
+    """
     started = time.monotonic()
-    try:
-        outcome, error = await _write(deps, entry, clients or Clients(deps)), None
-    except Exception as exc:  # a failure of one write backs that entry off; others go on
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        outcome = await _retry_later(deps, entry, error)
-    log.info(
-        f"write.{outcome}",
-        appointment_id=entry.appointment_id,
-        resource_id=entry.resource_id,
-        attempt=entry.attempts + 1,
-        error=error,
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return outcome
-
-
-async def _write(deps: Deps, entry: Entry, clients: Clients) -> Outcome:
     async with deps.sessions() as session:
-        plan = await appts.write_plan(session=session, appointment_id=entry.appointment_id)
+        plans = await appts.write_plans(session=session, appointment_ids=[e.appointment_id for e in entries])
+    steps = [decide(entry, plans.get(entry.appointment_id)) for entry in entries]
+    pins = [(step.plan.appointment.id, step.target.link.id) for step in steps if step.pin and step.plan and step.target]
+    if pins:
+        async with deps.sessions() as session, session.begin():
+            await appts.pin(session=session, pins=pins)
+    limit, clients = asyncio.Semaphore(deps.settings.write.concurrency), Clients(deps)
+
+    async def bounded(step: Step) -> Result:
+        async with limit:
+            return await carry_out(step, clients)
+
+    results = await asyncio.gather(*(bounded(step) for step in steps))
+    await _record(deps, results)
+    await cache.purge(deps.redis, deps.prefix, {r.step.entry.resource_id for r in results if r.outcome in CHANGED})
+    _log(results, started)
+    return [r.outcome for r in results]
+
+
+# --- deciding (pure) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one entry needs: an action, on which calendar, and whether to pin it first."""
+
+    entry: Entry
+    action: Action
+    plan: WritePlan | None = None
+    target: Target | None = None
+    pin: bool = False
+    reason: str | None = None
+
+
+def decide(entry: Entry, plan: WritePlan | None) -> Step:
+    """The next step for an appointment, from its stored state alone (no I/O)."""
     if plan is None:
-        return "skipped"  # the appointment is gone (its entry went with it)
-    event = _live(plan.event)
-    if event is not None and plan.pinned is not None and plan.pinned.link.resource_id != plan.appointment.resource_id:
-        return await _leave_old_calendar(deps, entry, plan, event, clients)
-    target = plan.pinned if event is not None else plan.write
-    if plan.appointment.status == "cancelled" and event is None:
-        return await _complete(deps, entry, plan, "unchanged")
-    if event is not None and event.provider_event_id and event.written_version == plan.appointment.version:
-        return await _complete(deps, entry, plan, "unchanged")
-    if target is None or target.connection.status != "active":
-        return await _wait(deps, entry, REAUTH_ERROR if target is not None else outbox.WAITING_ERROR)
-    try:
-        return await _apply(deps, entry, plan, event, target, clients.of(target))
-    except ReauthRequiredError as exc:
-        return await _reauth(deps, entry, target, exc)
-    except PermanentError as exc:
-        return await _give_up(deps, entry, plan, f"{type(exc).__name__}: {exc}"[:500])
+        return Step(entry, "skip")  # the appointment is gone (its entry went with it)
+    a, event = plan.appointment, _live(plan.event)
+    if event is not None and plan.pinned is not None and plan.pinned.link.resource_id != a.resource_id:
+        # Moved to another resource: remove it from the old calendar (if we still can) first.
+        active = plan.pinned.connection.status == "active"
+        return Step(entry, "leave", plan, plan.pinned if active else None)
+    if event is None:
+        if a.status == "cancelled":
+            return Step(entry, "unchanged", plan)
+        return _usable(Step(entry, "create", plan, plan.write, pin=True))
+    if a.status == "cancelled":
+        return _usable(Step(entry, "delete", plan, plan.pinned))
+    if event.provider_event_id is None:
+        return _usable(Step(entry, "create", plan, plan.pinned))  # a create whose answer was lost
+    if event.written_version == a.version:
+        return Step(entry, "unchanged", plan)
+    return _usable(Step(entry, "patch", plan, plan.pinned))
+
+
+def _usable(step: Step) -> Step:
+    """The step, or a wait when its calendar is missing or its connection is not active."""
+    if step.target is None:
+        return Step(step.entry, "wait", step.plan, reason=outbox.WAITING_ERROR)
+    if step.target.connection.status != "active":
+        return Step(step.entry, "wait", step.plan, reason=REAUTH_ERROR)
+    return step
 
 
 def _live(event: AppointmentEvent | None) -> AppointmentEvent | None:
@@ -131,37 +162,71 @@ def _live(event: AppointmentEvent | None) -> AppointmentEvent | None:
     return event if event is not None and not event.deleted else None
 
 
-async def _apply(
-    deps: Deps, entry: Entry, plan: WritePlan, event: AppointmentEvent | None, target: Target, client: CalendarClient
-) -> Outcome:
-    """The provider calls: delete a cancelled one, patch a known event, else create."""
-    a, calendar_id, body = plan.appointment, target.link.calendar_id, body_of(plan)
-    if a.status == "cancelled":
-        assert event is not None  # _write completes cancelled appointments without an event
-        await _discard(client, calendar_id, event, body)
-        async with deps.sessions() as session, session.begin():
-            await appts.record_deleted(session=session, appointment_id=a.id, version=a.version)
-            await _done(session, deps, entry, a.version)
-        return "deleted"
-    if event is not None and event.provider_event_id:
-        written = await _patch_or_recreate(client, calendar_id, event.provider_event_id, body)
-    else:
-        if event is None:
-            async with deps.sessions() as session, session.begin():
-                await appts.pin(session=session, appointment_id=a.id, link_id=target.link.id)
-        written = await client.create_event(calendar_id, body)
-        crashpoint("write.after_create_before_record")
-    async with deps.sessions() as session, session.begin():
-        await appts.record_written(
-            session=session,
-            appointment_id=a.id,
-            link_id=target.link.id,
-            provider_event_id=written.id,
-            etag=written.etag,
-            version=a.version,
+def body_of(plan: WritePlan) -> AppointmentBody:
+    """What the provider gets for the appointment, in the resource's time zone."""
+    a = plan.appointment
+    return AppointmentBody(
+        appointment_id=a.id,
+        title=a.title,
+        start=a.start_at,
+        end=a.end_at,
+        time_zone=plan.timezone,
+        description=a.description,
+        location=a.location,
+        attendees=tuple(a.attendees),
+    )
+
+
+# --- calling the provider ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one step ended; `written` for creates and patches, `error` for failures."""
+
+    step: Step
+    outcome: Outcome
+    written: WrittenEvent | None = None
+    error: str | None = None
+
+
+NO_CALL: dict[str, Outcome] = {"skip": "skipped", "unchanged": "unchanged", "wait": "waiting"}
+
+
+async def carry_out(step: Step, clients: Clients) -> Result:
+    """Run the step's provider calls; every failure becomes a Result (never raises)."""
+    if step.action in NO_CALL:
+        return Result(step, NO_CALL[step.action], error=step.reason)
+    try:
+        return await _call(step, clients)
+    except ReauthRequiredError as exc:
+        return Result(step, "reauth_required", error=_text(exc))
+    except PermanentError as exc:
+        return Result(step, "failed", error=_text(exc))
+    except Exception as exc:  # retryable, or anything unexpected: back this entry off
+        return Result(step, "retry", error=_text(exc))
+
+
+async def _call(step: Step, clients: Clients) -> Result:
+    assert step.plan is not None
+    plan, target, body = step.plan, step.target, body_of(step.plan)
+    if step.action == "leave":
+        if target is not None and plan.event is not None:
+            with contextlib.suppress(PermanentError):  # a calendar we may no longer touch keeps its copy
+                await _discard(clients.of(target), target.link.calendar_id, plan.event, body)
+        return Result(step, "moved")
+    assert target is not None
+    client, calendar_id = clients.of(target), target.link.calendar_id
+    if step.action == "delete":
+        assert plan.event is not None
+        await _discard(client, calendar_id, plan.event, body)
+        return Result(step, "deleted")
+    if step.action == "patch":
+        assert plan.event is not None and plan.event.provider_event_id is not None
+        return Result(
+            step, "written", await _patch_or_recreate(client, calendar_id, plan.event.provider_event_id, body)
         )
-        await _done(session, deps, entry, a.version)
-    return "written"
+    return Result(step, "written", await client.create_event(calendar_id, body))
 
 
 async def _patch_or_recreate(
@@ -187,105 +252,98 @@ async def _discard(client: CalendarClient, calendar_id: str, event: AppointmentE
     await client.delete_event(calendar_id, event_id)
 
 
-async def _leave_old_calendar(
-    deps: Deps, entry: Entry, plan: WritePlan, event: AppointmentEvent, clients: Clients
-) -> Outcome:
-    """The appointment moved to another resource: remove it from the old calendar, then write anew."""
-    old = plan.pinned
-    assert old is not None
-    if old.connection.status == "active":
-        with contextlib.suppress(PermanentError):  # a calendar we cannot touch keeps its copy
-            await _discard(clients.of(old), old.link.calendar_id, event, body_of(plan))
+def _text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+# --- recording the outcomes (one transaction per batch) -------------------------------------------
+
+
+async def _record(deps: Deps, results: Sequence[Result]) -> None:
+    """Store every outcome of a batch: events, completions, backoffs, waits, failures."""
+    by: dict[str, list[Result]] = {}
+    for r in results:
+        by.setdefault(r.outcome, []).append(r)
+    now, owner = deps.clock.now(), deps.worker_id
     async with deps.sessions() as session, session.begin():
-        await appts.forget_event(session=session, appointment_id=plan.appointment.id)
-    return await _write(deps, entry, clients)
-
-
-def body_of(plan: WritePlan) -> AppointmentBody:
-    """What the provider gets for the appointment, in the resource's time zone."""
-    a = plan.appointment
-    return AppointmentBody(
-        appointment_id=a.id,
-        title=a.title,
-        start=a.start_at,
-        end=a.end_at,
-        time_zone=plan.timezone,
-        description=a.description,
-        location=a.location,
-        attendees=tuple(a.attendees),
-    )
-
-
-# --- recording the outcome ------------------------------------------------------------------
-
-
-async def _done(session: AsyncSession, deps: Deps, entry: Entry, version: int) -> None:
-    await outbox.complete(
-        session=session, entry_id=entry.id, owner=deps.worker_id, version=version, now=deps.clock.now()
-    )
-
-
-async def _complete(deps: Deps, entry: Entry, plan: WritePlan, outcome: Outcome) -> Outcome:
-    async with deps.sessions() as session, session.begin():
-        await _done(session, deps, entry, plan.appointment.version)
-    return outcome
-
-
-async def _wait(deps: Deps, entry: Entry, reason: str) -> Outcome:
-    async with deps.sessions() as session, session.begin():
-        await outbox.wait_for_calendar(session=session, entry_id=entry.id, owner=deps.worker_id, error=reason)
-    return "waiting"
-
-
-async def _reauth(deps: Deps, entry: Entry, target: Target, exc: ReauthRequiredError) -> Outcome:
-    """The grant is dead: mark the connection; the entry waits until it is active again."""
-    async with deps.sessions() as session, session.begin():
-        await mark_reauth_required(
-            session=session,
-            connection_id=target.connection.id,
-            reason=str(exc) or "invalid_grant",
-            now=deps.clock.now(),
+        await appts.record_written(session=session, written=[_written(r) for r in by.get("written", [])])
+        await appts.record_deleted(
+            session=session, deleted=[(r.step.entry.appointment_id, _version(r)) for r in by.get("deleted", [])]
         )
-        await outbox.wait_for_calendar(session=session, entry_id=entry.id, owner=deps.worker_id, error=REAUTH_ERROR)
-    return "reauth_required"
-
-
-async def _give_up(deps: Deps, entry: Entry, plan: WritePlan, error: str) -> Outcome:
-    """A permanent refusal: stop retrying, show why, tell the main API once."""
-    a, now = plan.appointment, deps.clock.now()
-    async with deps.sessions() as session, session.begin():
-        await appts.unpin(session=session, appointment_id=a.id)  # nothing was created
-        failed = await outbox.give_up(
-            session=session, entry_id=entry.id, owner=deps.worker_id, error=error, version=a.version, now=now
+        done = [r for key in ("written", "deleted", "unchanged") for r in by.get(key, [])]
+        await outbox.complete(
+            session=session, owner=owner, done=[(r.step.entry.id, _version(r)) for r in done], now=now
         )
-        company_id = await company_of_resource(session=session, resource_id=a.resource_id)
-        if failed and company_id is not None:
-            obj = {"appointmentId": a.id, "version": a.version, "error": error}
-            await enqueue_event(
-                session=session,
-                company_id=company_id,
-                event_type="appointment.writeFailed",
-                resource_id=a.resource_id,
-                obj=obj,
-                now=now,
-            )
-    return "failed"
+        if moved := by.get("moved"):
+            await appts.forget_events(session=session, appointment_ids=[r.step.entry.appointment_id for r in moved])
+            await outbox.requeue(session=session, owner=owner, entry_ids=[r.step.entry.id for r in moved], now=now)
+        await outbox.retry_later(session=session, owner=owner, retries=[_retry(deps, r) for r in by.get("retry", [])])
+        waits = by.get("waiting", []) + by.get("reauth_required", [])
+        await outbox.wait_for_calendar(
+            session=session, owner=owner, waits=[(r.step.entry.id, _wait_reason(r)) for r in waits]
+        )
+        for r in by.get("reauth_required", []):
+            await _reauth(session, r, now)
+        for r in by.get("failed", []):
+            await _give_up(session, deps, r, now)
 
 
-async def _retry_later(deps: Deps, entry: Entry, error: str) -> Outcome:
-    """Back the entry off (full jitter, doubling per attempt); its lease is released."""
-    w = deps.settings.write
+def _version(result: Result) -> int:
+    plan = result.step.plan
+    return int(plan.appointment.version) if plan is not None else 0
+
+
+def _written(result: Result) -> appts.Written:
+    step, written = result.step, result.written
+    assert step.plan is not None and step.target is not None and written is not None
+    return appts.Written(step.plan.appointment.id, step.target.link.id, written.id, written.etag, _version(result))
+
+
+def _retry(deps: Deps, result: Result) -> tuple[int, datetime, str]:
+    """Full-jitter backoff, doubling with each attempt of this entry."""
+    w, entry = deps.settings.write, result.step.entry
     delay = next_attempt(entry.attempts + 1, base=w.backoff_base_seconds, cap=w.backoff_cap_seconds)
-    with contextlib.suppress(Exception):  # the database is down: the lease expires and it is retried
-        async with deps.sessions() as session, session.begin():
-            await outbox.retry_later(
-                session=session,
-                entry_id=entry.id,
-                owner=deps.worker_id,
-                error=error,
-                next_attempt_at=deps.clock.now() + timedelta(seconds=delay),
-            )
-    return "retry"
+    return entry.id, deps.clock.now() + timedelta(seconds=delay), result.error or "retry"
+
+
+def _wait_reason(result: Result) -> str:
+    return REAUTH_ERROR if result.outcome == "reauth_required" else result.error or outbox.WAITING_ERROR
+
+
+async def _reauth(session: AsyncSession, result: Result, now: datetime) -> None:
+    """The grant is dead: mark the connection; its entries wait until it is active again."""
+    assert result.step.target is not None
+    connection_id = result.step.target.connection.id
+    await mark_reauth_required(session=session, connection_id=connection_id, reason=result.error or "", now=now)
+
+
+async def _give_up(session: AsyncSession, deps: Deps, result: Result, now: datetime) -> None:
+    """A permanent refusal: stop retrying, show why, tell the main API once."""
+    assert result.step.plan is not None
+    a, error = result.step.plan.appointment, result.error or "refused"
+    await appts.unpin(session=session, appointment_ids=[a.id])  # the provider refused: nothing was created
+    failed = await outbox.give_up(
+        session=session, entry_id=result.step.entry.id, owner=deps.worker_id, error=error, version=a.version, now=now
+    )
+    company_id = await company_of_resource(session=session, resource_id=a.resource_id)
+    if failed and company_id is not None:
+        await enqueue_event(
+            session=session,
+            company_id=company_id,
+            event_type="appointment.writeFailed",
+            resource_id=a.resource_id,
+            obj={"appointmentId": a.id, "version": a.version, "error": error},
+            now=now,
+        )
+
+
+def _log(results: Sequence[Result], started: float) -> None:
+    """One line per batch with counts; one warning per entry that did not succeed."""
+    for r in results:
+        if r.outcome in ("failed", "retry", "reauth_required"):
+            log.warning(f"write.{r.outcome}", appointment_id=r.step.entry.appointment_id, error=r.error)
+    counts: dict[str, int] = dict(Counter(r.outcome for r in results))
+    log.info("write.batch", entries=len(results), duration_ms=round((time.monotonic() - started) * 1000, 1), **counts)
 
 
 # --- the long-running sweep -------------------------------------------------------------------

@@ -110,11 +110,14 @@ def _appointment_id(request: web.Request) -> str:
     return value
 
 
-async def _same_company(session: Any, appointment_id: str, company_id: str) -> None:
-    """An appointment id already used by another company's resource cannot be taken over."""
-    owner = await repo.company_of_appointment(session=session, appointment_id=appointment_id)
-    if owner is not None and owner != company_id:
+async def _previous_resource(session: Any, appointment_id: str, company_id: str) -> set[str]:
+    """The resource the appointment was on; an id used by another company cannot be taken over."""
+    owner = await repo.owner_of(session=session, appointment_id=appointment_id)
+    if owner is None:
+        return set()
+    if owner[1] != company_id:
         raise Conflict(f"appointment {appointment_id} belongs to another company", code="appointment_conflict")
+    return {owner[0]}
 
 
 async def _announce(deps: Deps, resource_ids: set[str]) -> None:
@@ -151,9 +154,7 @@ async def put_appointment(request: web.Request) -> web.Response:
     async with deps.sessions() as session, session.begin():
         resource = await verify_company(request, session, resource_id)
         body: AppointmentIn = _parse(AppointmentIn, await _json(request))
-        await _same_company(session, appointment_id, resource.company_id)
-        previous = await repo.get_appointment(session=session, appointment_id=appointment_id)
-        moved_from = {previous.resource_id} if previous is not None else set()
+        moved_from = await _previous_resource(session, appointment_id, resource.company_id)
         stored = await repo.upsert(session=session, fields=_fields(appointment_id, resource_id, body))
         if stored:
             await outbox.enqueue(

@@ -11,11 +11,11 @@ newer version than the one written, else it stays due and the newer version is w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,64 +94,88 @@ async def claim_due(
     return [Entry(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-def _owned(entry_id: int, owner: str) -> Any:
-    return (WriteOutbox.id == entry_id) & (WriteOutbox.lease_owner == owner)
+_RELEASE = "lease_owner = NULL, lease_expires_at = NULL"
+
+# Done: delete each entry still leased by us whose appointment is not newer than the version
+# written; the others stay, due now, so the newer version is written next.
+_COMPLETE = text(
+    f"""
+WITH done AS (
+    SELECT o.id, (a.version IS NOT NULL AND a.version > v.version) AS newer
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS bigint[])) AS v(id, version)
+    JOIN write_outbox o ON o.id = v.id AND o.lease_owner = :owner
+    LEFT JOIN appointments a ON a.id = o.appointment_id
+), gone AS (
+    DELETE FROM write_outbox o USING done WHERE o.id = done.id AND NOT done.newer RETURNING o.id
+)
+UPDATE write_outbox o SET state = 'pending', next_attempt_at = :now, {_RELEASE}
+FROM done WHERE o.id = done.id AND done.newer
+"""
+)
 
 
-def _no_newer(version: int) -> Any:
-    """The appointment has not moved past `version` (else the entry must stay due)."""
-    newer = select(Appointment.id).where(Appointment.id == WriteOutbox.appointment_id, Appointment.version > version)
-    return ~newer.exists()
+async def complete(*, session: AsyncSession, owner: str, done: Sequence[tuple[int, int]], now: datetime) -> None:
+    """Entries written, as (entry id, version written): deleted, or due again if a newer version came."""
+    if done:
+        params = {"ids": [i for i, _ in done], "versions": [v for _, v in done], "owner": owner, "now": now}
+        await session.execute(_COMPLETE, params)
 
 
-_RELEASE = {"lease_owner": None, "lease_expires_at": None}
+_RETRY = text(
+    f"""
+UPDATE write_outbox o
+SET state = 'pending', attempts = o.attempts + 1, next_attempt_at = v.at, last_error = v.error, {_RELEASE}
+FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamptz[]), CAST(:errors AS text[])) AS v(id, at, error)
+WHERE o.id = v.id AND o.lease_owner = :owner
+"""
+)
 
 
-async def complete(*, session: AsyncSession, entry_id: int, owner: str, version: int, now: datetime) -> bool:
-    """Delete the entry after writing `version`; if a newer version arrived, leave it due now."""
-    deleted = await session.execute(delete(WriteOutbox).where(_owned(entry_id, owner), _no_newer(version)))
-    if deleted.rowcount:  # type: ignore[attr-defined]
-        return True
-    await _update(session, entry_id, owner, state="pending", next_attempt_at=now, **_RELEASE)
-    return False
+async def retry_later(*, session: AsyncSession, owner: str, retries: Sequence[tuple[int, datetime, str]]) -> None:
+    """Count a failed attempt of each (entry id, next attempt, error) and release it until then."""
+    if retries:
+        ids, ats, errors = (list(col) for col in zip(*retries, strict=True))
+        await session.execute(_RETRY, {"ids": ids, "ats": ats, "errors": errors, "owner": owner})
 
 
-async def retry_later(
-    *, session: AsyncSession, entry_id: int, owner: str, error: str, next_attempt_at: datetime
-) -> None:
-    """Count a failed attempt and release the entry until `next_attempt_at`."""
-    await _update(
-        session,
-        entry_id,
-        owner,
-        state="pending",
-        attempts=WriteOutbox.attempts + 1,
-        next_attempt_at=next_attempt_at,
-        last_error=error,
-        **_RELEASE,
+_WAIT = text(
+    f"""
+UPDATE write_outbox o SET state = 'waiting_calendar', last_error = v.error, {_RELEASE}
+FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[])) AS v(id, error)
+WHERE o.id = v.id AND o.lease_owner = :owner
+"""
+)
+
+
+async def wait_for_calendar(*, session: AsyncSession, owner: str, waits: Sequence[tuple[int, str]]) -> None:
+    """Park each (entry id, reason) until its resource has a usable calendar (claim_due watches for it)."""
+    if waits:
+        await session.execute(_WAIT, {"ids": [i for i, _ in waits], "errors": [e for _, e in waits], "owner": owner})
+
+
+async def requeue(*, session: AsyncSession, owner: str, entry_ids: Sequence[int], now: datetime) -> None:
+    """Release entries due now, with no attempt counted (a first step done, the next one is due)."""
+    await session.execute(
+        update(WriteOutbox)
+        .where(WriteOutbox.id.in_(list(entry_ids)), WriteOutbox.lease_owner == owner)
+        .values(state="pending", next_attempt_at=now, lease_owner=None, lease_expires_at=None)
     )
 
 
 async def give_up(*, session: AsyncSession, entry_id: int, owner: str, error: str, version: int, now: datetime) -> bool:
     """Mark the entry failed for good (False: a newer version arrived, so it is due again instead)."""
+    newer = select(Appointment.id).where(Appointment.id == WriteOutbox.appointment_id, Appointment.version > version)
+    owned = (WriteOutbox.id == entry_id) & (WriteOutbox.lease_owner == owner)
+    release = {"lease_owner": None, "lease_expires_at": None}
     stmt = (
         update(WriteOutbox)
-        .where(_owned(entry_id, owner), _no_newer(version))
-        .values(state="failed", attempts=WriteOutbox.attempts + 1, last_error=error, **_RELEASE)
+        .where(owned, ~newer.exists())
+        .values(state="failed", attempts=WriteOutbox.attempts + 1, last_error=error, **release)
     )
     if (await session.execute(stmt)).rowcount:  # type: ignore[attr-defined]
         return True
-    await _update(session, entry_id, owner, state="pending", next_attempt_at=now, **_RELEASE)
+    await session.execute(update(WriteOutbox).where(owned).values(state="pending", next_attempt_at=now, **release))
     return False
-
-
-async def wait_for_calendar(*, session: AsyncSession, entry_id: int, owner: str, error: str = WAITING_ERROR) -> None:
-    """Park the entry until the resource has a usable write calendar (claim_due watches for it)."""
-    await _update(session, entry_id, owner, state="waiting_calendar", last_error=error, **_RELEASE)
-
-
-async def _update(session: AsyncSession, entry_id: int, owner: str, **values: Any) -> None:
-    await session.execute(update(WriteOutbox).where(_owned(entry_id, owner)).values(**values))
 
 
 async def retry_failed(*, session: AsyncSession, resource_id: str, now: datetime) -> int:
