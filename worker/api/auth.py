@@ -84,6 +84,7 @@ def mint_token(settings: AuthSettings, *, company_id: str, ttl_seconds: int = 36
 
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+RESOURCE_ID_MAX = 64  # resources.id is VARCHAR(64)
 
 
 def verify_token(request: web.Request) -> Caller:
@@ -98,7 +99,13 @@ def verify_token(request: web.Request) -> Caller:
 async def verify_company(request: web.Request, session: Any, resource_id: str) -> Resource:
     """The path's resource if the caller's company owns it; 404 for any other case."""
     caller = verify_token(request)
-    resource = await owned_resource(session=session, resource_id=resource_id, company_id=caller.company_id)
+    # An id no resource can have (too long, control characters) is simply not found.
+    plausible = 0 < len(resource_id) <= RESOURCE_ID_MAX and resource_id.isprintable()
+    resource = (
+        await owned_resource(session=session, resource_id=resource_id, company_id=caller.company_id)
+        if plausible
+        else None
+    )
     if resource is None:
-        raise NotFound(f"resource {resource_id} not found", code="resource_not_found")
+        raise NotFound("resource not found", code="resource_not_found")
     return resource
