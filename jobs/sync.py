@@ -61,6 +61,7 @@ class SyncOutcome:
     removed: int = 0
     quarantined: int = 0
     error: str | None = None
+    resource_id: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -154,8 +155,8 @@ async def run_claim(deps: Deps, claim: Claim, *, interactive: bool = False) -> S
         outcome = SyncOutcome(claim.link_id, "lease_lost", error="lease lost")
     except Exception as exc:  # any failure of one link backs that link off; others go on
         outcome = await _failed(deps, claim, exc)
-    if outcome.changed:
-        await _purge(deps, claim.link_id)
+    if outcome.changed and outcome.resource_id is not None:
+        await cache.purge(deps.redis, deps.prefix, [outcome.resource_id])
     log.info(
         "sync.completed" if outcome.status == "synced" else f"sync.{outcome.status}",
         link_id=claim.link_id,
@@ -202,6 +203,7 @@ async def _sync(deps: Deps, claim: Claim, *, interactive: bool) -> SyncOutcome:
         tally.updated,
         tally.removed,
         tally.quarantined,
+        resource_id=target.link.resource_id,
     )
 
 
@@ -295,13 +297,6 @@ async def _failed(deps: Deps, claim: Claim, exc: Exception) -> SyncOutcome:
 async def _release(deps: Deps, link_id: int) -> None:
     async with deps.sessions() as session, session.begin():
         await links.release(session=session, link_id=link_id, owner=deps.worker_id)
-
-
-async def _purge(deps: Deps, link_id: int) -> None:
-    async with deps.sessions() as session:
-        link = await links.get_link(session=session, link_id=link_id)
-    if link is not None:
-        await cache.purge(deps.redis, deps.prefix, [link.resource_id])
 
 
 # --- the long-running sweep -------------------------------------------------------------
