@@ -25,7 +25,11 @@ from worker.logging import get_logger
 
 log = get_logger(__name__)
 
-HOLD_MS = 120_000  # an in-flight slot of a crashed process is freed after this
+# An in-flight slot of a crashed process is freed after this. One slot covers one attempt,
+# which the HTTP timeout ends, so budget_for passes that timeout plus a margin: a SIGKILLed
+# worker must not block its mailboxes (and, via head-of-line, its whole batch) for minutes.
+HOLD_MS = 120_000
+HOLD_MARGIN_MS = 5_000
 WAITER_MS = 1_000  # an interactive waiter that stopped polling is forgotten after this
 MAX_SLEEP_S = 0.25  # re-check at least this often while waiting
 
@@ -73,13 +77,15 @@ class Limit:
 class RedisBudget:
     """A RequestBudget shared by all processes through Redis."""
 
-    def __init__(self, redis: Redis, prefix: str, *, google_rps: float, outlook_in_flight: int) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, *, google_rps: float, outlook_in_flight: int, hold_ms: int = HOLD_MS
+    ) -> None:
         self._redis = redis
         self._prefix = f"{prefix}budget:"
         count = max(1, int(google_rps))
         self._limits = {
             "google": Limit("rate", count, max(1, round(1000 * count / google_rps))),
-            "outlook": Limit("flight", outlook_in_flight, HOLD_MS),
+            "outlook": Limit("flight", outlook_in_flight, hold_ms),
         }
         self._script = redis.register_script(_ACQUIRE)
         self._rng = random.Random()
@@ -147,4 +153,5 @@ def budget_for(deps: Deps) -> RedisBudget:
         deps.prefix,
         google_rps=deps.settings.google.requests_per_second,
         outlook_in_flight=deps.settings.outlook.max_in_flight,
+        hold_ms=int(deps.settings.http.timeout_seconds * 1000) + HOLD_MARGIN_MS,
     )
