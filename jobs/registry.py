@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -35,6 +36,18 @@ def periodic_jobs(deps: Deps) -> list[Periodic]:
     ]
 
 
+async def _run(func: Callable[[Deps], Awaitable[object]], deps: Deps) -> None:
+    """Run one job as a tracked loop: shutdown cancels it quietly instead of mid-log."""
+    task = asyncio.current_task()
+    if task is not None:
+        deps.tasks.track_loop(task)
+    try:
+        await func(deps)
+    except asyncio.CancelledError:
+        if not deps.tasks.stopping:
+            raise
+
+
 def build_scheduler(deps: Deps) -> AsyncIOScheduler:
     """An AsyncIOScheduler with every periodic job; a job never overlaps itself."""
     scheduler = AsyncIOScheduler(
@@ -43,11 +56,11 @@ def build_scheduler(deps: Deps) -> AsyncIOScheduler:
     )
     for job in periodic_jobs(deps):
         scheduler.add_job(
-            job.func,
+            _run,
             "interval",
             seconds=job.seconds,
             jitter=job.jitter or None,
-            args=[deps],
+            args=[job.func, deps],
             id=job.id,
             next_run_time=deps.clock.now(),
         )

@@ -21,6 +21,8 @@ class BackgroundTasks:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: set[asyncio.Task[Any]] = set()
+        self.stopping = False
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -28,8 +30,19 @@ class BackgroundTasks:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def track_loop(self, task: asyncio.Task[Any]) -> None:
+        """A scheduler loop (a sweep): idle waiting, so shutdown cancels it at once."""
+        self._loops.add(task)
+        task.add_done_callback(self._loops.discard)
+
     async def drain(self, grace: float) -> None:
-        """Let running tasks finish within `grace` seconds, then cancel the rest."""
+        """Stop the loops, let running tasks finish within `grace` seconds, then cancel the rest."""
+        self.stopping = True
+        loops = set(self._loops)
+        for loop in loops:
+            loop.cancel()
+        if loops:
+            await asyncio.gather(*loops, return_exceptions=True)
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
