@@ -203,7 +203,6 @@ class PushSettings(_Section):
     lease_seconds: int = Field(120, ge=5)  # a claimed renewal is retried after this if its worker died
     backoff_base_seconds: float = Field(30.0, gt=0)  # first retry after a failed open/renewal (full jitter)
     backoff_cap_seconds: float = Field(3600.0, gt=0)  # longest wait between retries
-    min_sync_interval_seconds: float = Field(0.5, ge=0)  # push-triggered syncs of one link: a storm is a few syncs
 
 
 class WriteSettings(_Section):

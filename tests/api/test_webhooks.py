@@ -370,7 +370,7 @@ async def test_lifecycle_unknown_event_is_ignored(api: Api) -> None:
     assert row.push_id == hooked.push_id and row.sync_requested_at is None
 
 
-# --- storms: holding the next sync back ----------------------------------------------------
+# --- wake-ups ----------------------------------------------------------------------------
 
 
 async def _wakes(api: Api, post: Any) -> int:
@@ -386,20 +386,7 @@ async def _wakes(api: Api, post: Any) -> int:
     return count
 
 
-async def test_message_right_after_a_sync_holds_the_next_one(api: Api) -> None:
-    hooked = await _link(api, repo.GOOGLE)
-    synced = api.deps.clock.now() - timedelta(seconds=0.1)
-    await _set(api, hooked.link_id, last_synced_at=synced)
-
-    assert await _post_google(api, _goog(hooked)) == 200
-
-    row = await _row(api, hooked.link_id)
-    interval = api.deps.settings.push.min_sync_interval_seconds
-    assert row.sync_requested_at is not None
-    assert row.next_attempt_at == synced + timedelta(seconds=interval)
-
-
-async def test_message_after_a_quiet_spell_is_not_held(api: Api) -> None:
+async def test_message_after_a_quiet_spell_wakes_workers(api: Api) -> None:
     hooked = await _link(api, repo.GOOGLE)
     await _set(api, hooked.link_id, last_synced_at=api.deps.clock.now() - timedelta(minutes=5))
 
@@ -407,16 +394,6 @@ async def test_message_after_a_quiet_spell_is_not_held(api: Api) -> None:
 
     row = await _row(api, hooked.link_id)
     assert row.sync_requested_at is not None and row.next_attempt_at is None
-
-
-async def test_hold_never_shortens_a_backoff(api: Api) -> None:
-    hooked = await _link(api, repo.GOOGLE)
-    later = api.deps.clock.now() + timedelta(minutes=10)
-    await _set(api, hooked.link_id, last_synced_at=api.deps.clock.now(), next_attempt_at=later)
-
-    assert await _post_google(api, _goog(hooked)) == 200
-
-    assert (await _row(api, hooked.link_id)).next_attempt_at == later
 
 
 async def test_message_during_a_sync_records_but_does_not_wake(api: Api) -> None:
@@ -427,30 +404,29 @@ async def test_message_during_a_sync_records_but_does_not_wake(api: Api) -> None
     assert await _wakes(api, lambda: _post_google(api, _goog(hooked))) == 0
 
     row = await _row(api, hooked.link_id)
-    assert row.sync_requested_at is not None and row.next_attempt_at is None  # served after the running sync
+    assert row.sync_requested_at is not None  # served after the running sync, by the sweep's tick
 
 
-async def test_pending_request_after_a_sync_gets_its_hold_without_a_wake(api: Api) -> None:
+async def test_pending_request_absorbs_messages_without_writes_or_wakes(api: Api) -> None:
     hooked = await _link(api, repo.GRAPH)
     now = api.deps.clock.now()
-    await _set(api, hooked.link_id, sync_requested_at=now, last_synced_at=now)
+    await _set(api, hooked.link_id, sync_requested_at=now, push_last_message_at=now)
 
     assert await _wakes(api, lambda: _post_graph(api, {"value": [_note(hooked)]})) == 0
 
-    interval = api.deps.settings.push.min_sync_interval_seconds
-    assert (await _row(api, hooked.link_id)).next_attempt_at == now + timedelta(seconds=interval)
+    row = await _row(api, hooked.link_id)
+    assert row.sync_requested_at == now and row.push_last_message_at == now  # nothing written
 
 
-async def test_interactive_request_is_never_held(api: Api) -> None:
+async def test_interactive_request_stays_interactive(api: Api) -> None:
     hooked = await _link(api, repo.GOOGLE)
     now = api.deps.clock.now()
-    await _set(
-        api, hooked.link_id, sync_requested_at=now, sync_interactive=True, next_attempt_at=now, last_synced_at=now
-    )
+    await _set(api, hooked.link_id, sync_requested_at=now, sync_interactive=True, next_attempt_at=now)
 
     assert await _post_google(api, _goog(hooked)) == 200
 
-    assert (await _row(api, hooked.link_id)).next_attempt_at == now
+    row = await _row(api, hooked.link_id)
+    assert row.sync_interactive and row.next_attempt_at == now and row.sync_requested_at == now
 
 
 async def _set(api: Api, link_id: int, **values: Any) -> None:

@@ -4,8 +4,10 @@ They authenticate (channel id + token, subscription id + clientState; secrets co
 hashes in constant time), record a sync request or a renewal, and answer. No provider I/O
 and no JWT: providers cannot send one. Unknown Google channels answer 404, a wrong token
 401 (Google does not retry either); Graph always gets 202 so it never retries a forged or
-stale notification, which is simply ignored and counted. A request already pending absorbs
-a notification without a write, so a storm for one calendar costs one row update.
+stale notification, which is simply ignored and counted.
+
+Fast path: a channel's owner and secret hash never change for its id, so they are cached per
+app; recording a change is then one SQL statement, and one already pending writes nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -36,11 +38,15 @@ from worker.metrics import (
 routes = web.RouteTableDef()
 
 GOOGLE_STATES = frozenset({"sync", "exists", "not_exists"})
+LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 MAX_ID_LENGTH = 256  # our ids are ≤ 64 (Google) and GUIDs (Graph); anything longer is not ours
 MAX_VALIDATION_TOKEN = 4096  # Graph's tokens are ~120 characters
 MAX_BATCH = 1000  # notifications per Graph POST we look at
-# Recording "a message arrived" is a write; under a storm once a minute is plenty for health.
-MESSAGE_RECORD_INTERVAL = timedelta(seconds=60)
+NOTE_EVERY_SECONDS = 60.0  # "a message arrived" is a write: under a storm once a minute is plenty
+AUTH_CACHE_SIZE = 100_000  # ids; about 20 MB at most, then the cache starts over
+
+# push id → its owner and secret hash; per app, so test apps over different databases never mix.
+_auth_caches: weakref.WeakKeyDictionary[web.Application, dict[str, repo.PushAuth]] = weakref.WeakKeyDictionary()
 
 
 def _secret_ok(secret: str | None, stored_hash: str | None) -> bool:
@@ -54,11 +60,51 @@ def _ignored(provider: str, reason: str, n: int = 1) -> None:
     WEBHOOK_NOTIFICATIONS_IGNORED.labels(provider, reason).inc(n)
 
 
-def _int_or_none(raw: str | None) -> int | None:
+def _message_number(raw: str | None) -> int | None:
+    """X-Goog-Message-Number when it is a usable integer (it is only kept for diagnosis)."""
     try:
-        return int(raw) if raw is not None else None
+        number = int(raw) if raw is not None else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number < 2**63 else None
+
+
+async def _owners(request: web.Request, push_ids: Sequence[str]) -> dict[str, repo.PushAuth]:
+    """The owners of these push ids: cached, else read once (unknown ids are absent).
+
+    A stopped channel stays cached; its late messages can at most cause one harmless sync.
+    """
+    cache = _auth_caches.setdefault(request.app, {})
+    missing = [p for p in push_ids if p not in cache]
+    if missing:
+        deps = request.app[DEPS]
+        async with deps.engine.connect() as conn:
+            found = await repo.find_auth(session=conn, push_ids=missing)
+        if len(cache) + len(found) > AUTH_CACHE_SIZE:
+            cache.clear()
+        cache.update(found)
+    return {p: cache[p] for p in push_ids if p in cache}
+
+
+async def _note(deps: Deps, provider: str, link_ids: Sequence[int], number: int | None = None) -> None:
+    """Record change messages in one autocommit statement; wake workers for a new request."""
+    async with deps.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        noted = await repo.note_changes(
+            conn=conn,
+            link_ids=link_ids,
+            now=deps.clock.now(),
+            note_every_seconds=NOTE_EVERY_SECONDS,
+            number=number,
+        )
+    if noted.coalesced:
+        WEBHOOK_NOTIFICATIONS_COALESCED.labels(provider).inc(noted.coalesced)
+    if noted.not_read:
+        _ignored(provider, "not_read", noted.not_read)
+    # A request recorded while its link syncs is served after that sync by the sweep's own
+    # tick: waking workers now would only chain sync after sync during a storm.
+    if noted.wake:
+        await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)
 
 
 @routes.post("/webhooks/google")
@@ -70,78 +116,22 @@ async def google(request: web.Request) -> web.Response:
     if not channel_id or len(channel_id) > MAX_ID_LENGTH or state not in GOOGLE_STATES:
         _ignored("google", "malformed")
         raise BadRequest("X-Goog-Channel-ID and a known X-Goog-Resource-State are required")
-    number = _int_or_none(request.headers.get("X-Goog-Message-Number"))
+    owner = (await _owners(request, [channel_id])).get(channel_id)
+    if owner is None or owner.kind != repo.GOOGLE:
+        _ignored("google", "unknown_channel")
+        raise NotFound("unknown channel")
+    if not _secret_ok(request.headers.get("X-Goog-Channel-Token"), owner.secret_hash):
+        _ignored("google", "bad_secret")
+        raise Unauthorized("channel token does not match")
     deps = request.app[DEPS]
-    now = deps.clock.now()
-    async with deps.sessions() as session, session.begin():
-        record = (await repo.find_by_push_ids(session=session, push_ids=[channel_id])).get(channel_id)
-        if record is None or record.kind != repo.GOOGLE:
-            _ignored("google", "unknown_channel")
-            raise NotFound("unknown channel")
-        if not _secret_ok(request.headers.get("X-Goog-Channel-Token"), record.secret_hash):
-            _ignored("google", "bad_secret")
-            raise Unauthorized("channel token does not match")
-        interval = deps.settings.push.min_sync_interval_seconds
-        requested = await _google_message(session, record, state, now, number, interval)
-    if requested:
-        await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)
-    return web.Response(status=200)
-
-
-async def _google_message(
-    session: AsyncSession, record: repo.PushRecord, state: str, now: datetime, number: int | None, interval: float
-) -> bool:
-    """Record the message; True if workers should wake for a new sync request."""
-    if state == "sync":
+    number = _message_number(request.headers.get("X-Goog-Message-Number"))
+    if state == "sync":  # the handshake: proves the channel, asks for nothing
         _ignored("google", "sync_message")
-        await repo.record_message(session=session, link_ids=[record.link_id], now=now, number=number)
-        return False
-    return await _request(session, [record], now, "google", interval=interval, number=number)
-
-
-async def _request(
-    session: AsyncSession,
-    records: Sequence[repo.PushRecord],
-    now: datetime,
-    provider: str,
-    *,
-    interval: float,
-    number: int | None = None,
-) -> bool:
-    """Request syncs for links not already pending; hold storms back; True if workers should wake.
-
-    A request recorded while the link syncs is served after that sync, by the sweep's own
-    tick; waking workers then would only start the next sync at once, and a storm would
-    become one sync after another.
-    """
-    read = [r for r in records if r.read]
-    if len(read) < len(records):
-        _ignored(provider, "not_read", len(records) - len(read))
-    fresh = [r for r in read if not r.sync_pending]
-    if len(fresh) < len(read):
-        WEBHOOK_NOTIFICATIONS_COALESCED.labels(provider).inc(len(read) - len(fresh))
-    noted = [r.link_id for r in read if not r.sync_pending or _note_due(r, now)]
-    if noted:
-        await repo.record_message(session=session, link_ids=noted, now=now, number=number)
-    if fresh:
-        await request_sync(session=session, now=now, link_ids=[r.link_id for r in fresh])
-    held = [r.link_id for r in read if _needs_hold(r, now, interval)]
-    if held:
-        await repo.hold(session=session, link_ids=held, interval_seconds=interval)
-    return any(not r.syncing(now) for r in fresh)
-
-
-def _needs_hold(record: repo.PushRecord, now: datetime, interval: float) -> bool:
-    """Synced less than `interval` ago, idle, and not yet held: the next sync waits its turn."""
-    last = record.last_synced_at
-    if last is None or record.interactive or record.syncing(now) or now - last >= timedelta(seconds=interval):
-        return False
-    return record.next_attempt_at is None or record.next_attempt_at < last + timedelta(seconds=interval)
-
-
-def _note_due(record: repo.PushRecord, now: datetime) -> bool:
-    last = record.last_message_at
-    return record.awaiting_first_message or last is None or now - last >= MESSAGE_RECORD_INTERVAL
+        async with deps.sessions() as session, session.begin():
+            await repo.record_message(session=session, link_ids=[owner.link_id], now=deps.clock.now(), number=number)
+    else:
+        await _note(deps, "google", [owner.link_id], number)
+    return web.Response(status=200)
 
 
 @routes.post("/webhooks/outlook")
@@ -178,21 +168,23 @@ class GraphItem:
 
 
 async def _graph(request: web.Request) -> web.Response:
-    """Authenticate a batch of Graph notifications, then act on them in one transaction."""
+    """Authenticate a batch of Graph notifications, then record changes and lifecycle events."""
     items = await _graph_items(request)
-    if not items:
-        return web.Response(status=202)
+    owners = await _owners(request, list({i.subscription_id for i in items})) if items else {}
+    authentic = _authentic(items, owners)
     deps = request.app[DEPS]
-    async with deps.sessions() as session, session.begin():
-        found = await repo.find_by_push_ids(session=session, push_ids=list({i.subscription_id for i in items}))
-        authentic = _authentic(items, found)
-        changes = [r for item, r in authentic if item.lifecycle_event is None]
-        interval = deps.settings.push.min_sync_interval_seconds
-        now = deps.clock.now()
-        requested = await _request(session, _unique(changes), now, "outlook", interval=interval) if changes else False
-        requested |= await _lifecycle(deps, session, [(i, r) for i, r in authentic if i.lifecycle_event])
-    if requested:
-        await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)
+    changes = [owner.link_id for item, owner in authentic if item.lifecycle_event is None]
+    if changes:
+        unique = sorted(set(changes))
+        if len(unique) < len(changes):
+            WEBHOOK_NOTIFICATIONS_COALESCED.labels("outlook").inc(len(changes) - len(unique))
+        await _note(deps, "outlook", unique)
+    lifecycle = [(item, owner) for item, owner in authentic if item.lifecycle_event is not None]
+    if lifecycle:
+        async with deps.sessions() as session, session.begin():
+            requested = await _lifecycle(deps, session, lifecycle)
+        if requested:
+            await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)
     return web.Response(status=202)
 
 
@@ -223,36 +215,31 @@ def _graph_item(raw: Any) -> GraphItem | None:
     return GraphItem(sub_id, state, event)
 
 
-def _authentic(items: list[GraphItem], found: dict[str, repo.PushRecord]) -> list[tuple[GraphItem, repo.PushRecord]]:
+def _authentic(items: list[GraphItem], owners: dict[str, repo.PushAuth]) -> list[tuple[GraphItem, repo.PushAuth]]:
     """Items whose subscription is ours and whose clientState matches; the rest are counted."""
     out = []
     for item in items:
-        record = found.get(item.subscription_id)
-        if record is None or record.kind != repo.GRAPH:
+        owner = owners.get(item.subscription_id)
+        if owner is None or owner.kind != repo.GRAPH:
             _ignored("outlook", "unknown_subscription")
-        elif not _secret_ok(item.client_state, record.secret_hash):
+        elif not _secret_ok(item.client_state, owner.secret_hash):
             _ignored("outlook", "bad_secret")
         else:
-            out.append((item, record))
+            out.append((item, owner))
     return out
 
 
-def _unique(records: list[repo.PushRecord]) -> list[repo.PushRecord]:
-    """One record per link (a batch often names the same subscription many times)."""
-    by_link = {r.link_id: r for r in records}
-    if len(by_link) < len(records):
-        WEBHOOK_NOTIFICATIONS_COALESCED.labels("outlook").inc(len(records) - len(by_link))
-    return list(by_link.values())
+async def _lifecycle(deps: Deps, session: AsyncSession, pairs: list[tuple[GraphItem, repo.PushAuth]]) -> bool:
+    """reauthorizationRequired → renew now (in the push job, not here); subscriptionRemoved →
+    forget it (the push job creates a new one) and catch up; missed → full resync.
 
-
-async def _lifecycle(deps: Deps, session: AsyncSession, pairs: list[tuple[GraphItem, repo.PushRecord]]) -> bool:
-    """reauthorizationRequired → renew now (by the push job); subscriptionRemoved → forget it,
-    create again and catch up; missed → full resync. True if a sync request was written."""
+    True if a sync request was written.
+    """
     now = deps.clock.now()
     by_event: dict[str, list[int]] = {}
-    for item, record in pairs:
-        by_event.setdefault(item.lifecycle_event or "", []).append(record.link_id)
-    for event in set(by_event) - {"reauthorizationRequired", "subscriptionRemoved", "missed"}:
+    for item, owner in pairs:
+        by_event.setdefault(item.lifecycle_event or "", []).append(owner.link_id)
+    for event in set(by_event) - LIFECYCLE_EVENTS:
         _ignored("outlook", "unknown_lifecycle_event", len(by_event[event]))
     if renew := by_event.get("reauthorizationRequired"):
         await repo.schedule_now(session=session, link_ids=renew, now=now)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from worker.db.tables import CalendarLink, ExternalCalendar
 
@@ -25,25 +25,23 @@ AWAITING_FIRST_MESSAGE = "push: waiting for the channel's first message"
 
 
 @dataclass(frozen=True, slots=True)
-class PushRecord:
-    """What a webhook needs to authenticate a message and decide whether to write."""
+class PushAuth:
+    """Who a channel / subscription id belongs to and its secret's hash (immutable per id)."""
 
     link_id: int
     push_id: str
     kind: str | None
     secret_hash: str | None
-    read: bool
-    sync_pending: bool
-    interactive: bool
-    last_message_at: datetime | None
-    awaiting_first_message: bool
-    lease_expires_at: datetime | None
-    last_synced_at: datetime | None
-    next_attempt_at: datetime | None
 
-    def syncing(self, now: datetime) -> bool:
-        """A worker holds the link's lease (a sync is running)."""
-        return self.lease_expires_at is not None and self.lease_expires_at > now
+
+@dataclass(frozen=True, slots=True)
+class Noted:
+    """What recording a batch of change messages did."""
+
+    fresh: int  # links that got a new sync request
+    coalesced: int  # links whose request was already pending
+    not_read: int  # links no longer read (nothing recorded)
+    wake: bool  # a new request on a link no worker is syncing right now
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,43 +80,73 @@ _CLEARED: dict[str, Any] = {
 }
 
 
-async def find_by_push_ids(*, session: AsyncSession, push_ids: Sequence[str]) -> dict[str, PushRecord]:
+async def find_auth(*, session: AsyncSession | AsyncConnection, push_ids: Sequence[str]) -> dict[str, PushAuth]:
     """The links holding these channel/subscription ids, by id (unknown ids are absent)."""
     link = CalendarLink
-    stmt = select(
-        link.id,
-        link.push_id,
-        link.push_kind,
-        link.push_secret_hash,
-        link.read,
-        link.sync_requested_at.is_not(None),
-        link.sync_interactive,
-        link.push_last_message_at,
-        link.push_error == AWAITING_FIRST_MESSAGE,
-        link.lease_expires_at,
-        link.last_synced_at,
-        link.next_attempt_at,
-    ).where(link.push_id.in_(list(push_ids)))
+    stmt = select(link.id, link.push_id, link.push_kind, link.push_secret_hash).where(link.push_id.in_(list(push_ids)))
     rows = (await session.execute(stmt)).all()
-    return {
-        str(r[1]): PushRecord(r[0], str(r[1]), r[2], r[3], r[4], bool(r[5]), r[6], r[7], bool(r[8]), r[9], r[10], r[11])
-        for r in rows
-    }
+    return {str(r[1]): PushAuth(r[0], str(r[1]), r[2], r[3]) for r in rows}
 
 
-async def hold(*, session: AsyncSession, link_ids: Sequence[int], interval_seconds: float) -> None:
-    """Keep the links' next sync at least `interval_seconds` after their last one.
-
-    Never earlier than a backoff already set; a completed sync clears it (links.complete_sync).
+# One statement (one round trip, its own transaction) per batch of change messages:
+# - a new sync request where none is pending (as links.request_sync: the earliest time stays;
+#   the sync claim spaces requested syncs of one link, so a storm costs a few syncs);
+# - the message time, when a request is written or the last note is older than :note_every;
+# - synchronous_commit off for this transaction only: a crash may lose the last fraction of a
+#   second of requests, which the reconciliation poll covers (push is a hint), and the
+#   acknowledgement no longer waits for a disk flush.
+# Nothing is written for a message folded into a pending request.
+_NOTE = text(
     """
-    link = CalendarLink
-    not_before = link.last_synced_at + func.make_interval(0, 0, 0, 0, 0, 0, interval_seconds)
-    stmt = (
-        update(link)
-        .where(link.id.in_(list(link_ids)), link.last_synced_at.is_not(None), ~link.sync_interactive)
-        .values(next_attempt_at=func.greatest(func.coalesce(link.next_attempt_at, not_before), not_before))
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v),
+cur AS (
+    SELECT id, read, sync_requested_at IS NOT NULL AS pending,
+           COALESCE(lease_expires_at > :now, false) AS syncing,
+           read AND (sync_requested_at IS NULL OR push_error = :awaiting OR push_last_message_at IS NULL
+             OR push_last_message_at <= :now - make_interval(secs => :note_every)) AS note
+    FROM calendar_links WHERE id = ANY(CAST(:ids AS bigint[]))
+),
+upd AS (
+    UPDATE calendar_links l SET
+        sync_requested_at = CASE WHEN cur.read AND NOT cur.pending
+            THEN COALESCE(l.sync_requested_at, :now) ELSE l.sync_requested_at END,
+        push_last_message_at = CASE WHEN cur.note THEN :now ELSE l.push_last_message_at END,
+        push_last_message_number = CASE WHEN cur.note AND CAST(:number AS bigint) IS NOT NULL
+            THEN GREATEST(COALESCE(l.push_last_message_number, 0), CAST(:number AS bigint))
+            ELSE l.push_last_message_number END,
+        push_error = CASE WHEN cur.note THEN NULLIF(l.push_error, :awaiting) ELSE l.push_error END
+    FROM cur WHERE l.id = cur.id AND (cur.read AND NOT cur.pending OR cur.note)
+    RETURNING l.id
+)
+SELECT cur.read, cur.pending, cur.syncing, (SELECT count(*) FROM upd), (SELECT v FROM cfg) FROM cur
+"""
+)
+
+
+async def note_changes(
+    *,
+    conn: AsyncSession | AsyncConnection,
+    link_ids: Sequence[int],
+    now: datetime,
+    note_every_seconds: float,
+    number: int | None = None,
+) -> Noted:
+    """Record change messages for links (one statement; run it in autocommit)."""
+    params = {
+        "ids": list(link_ids),
+        "now": now,
+        "note_every": note_every_seconds,
+        "number": number,
+        "awaiting": AWAITING_FIRST_MESSAGE,
+    }
+    rows = (await conn.execute(_NOTE, params)).all()
+    fresh = [r for r in rows if r[0] and not r[1]]
+    return Noted(
+        fresh=len(fresh),
+        coalesced=sum(1 for r in rows if r[0] and r[1]),
+        not_read=sum(1 for r in rows if not r[0]),
+        wake=any(not r[2] for r in fresh),
     )
-    await session.execute(stmt)
 
 
 async def record_message(
