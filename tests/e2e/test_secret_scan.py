@@ -17,9 +17,10 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.api.connect_support import consent, open_callback, query_of, unique_email
 from tests.e2e.chaos import World, wait_converged
 from tests.e2e.harness import Backends, Daemon, daemons
-from tests.e2e.world import ChangeStream, seed_account
+from tests.e2e.world import SANDBOX_NAME, ChangeStream, seed_account
 from worker.api.auth import mint_token
 from worker.config import AuthSettings
 from worker.crypto import TokenCipher
@@ -89,6 +90,29 @@ async def register_notify(daemon: Daemon, backends: Backends, company_id: str, u
         return str((await resp.json())["secret"])
 
 
+async def connect_through_api(daemon: Daemon, backends: Backends, sandbox: Any, provider: str) -> tuple[str, str]:
+    """A resource connected the way a person does it (authUrl, consent page, callback); returns
+    (account email, the authorization code the browser carried)."""
+    auth = AuthSettings(jwt_secret=backends.jwt_secret)
+    headers = {
+        "Authorization": "Bearer " + mint_token(auth, company_id="scan-co", ttl_seconds=600, now=int(time.time()))
+    }
+    email = unique_email(f"scan-{provider}")
+    await sandbox.control.create_user(SANDBOX_NAME[provider], email)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(daemon.url + "/v3/resource", json={}, headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+            resource_id = (await resp.json())["id"]
+        path = f"/v3/resource/{resource_id}/externalCalendar"
+        async with http.post(daemon.url + path, json={"provider": provider}, headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+            auth_url = (await resp.json())["authUrl"]
+        location = await consent(http, auth_url, email)
+        result = await open_callback(http, location)
+    assert result.code == "connected", result.html
+    return query_of(location)["code"]
+
+
 async def test_no_plaintext_secret_in_logs_database_or_redis(
     backends: Backends,
     own_sandbox: Any,
@@ -107,6 +131,8 @@ async def test_no_plaintext_secret_in_logs_database_or_redis(
         await daemon.start()
         await daemon.wait_ready()
         notify_secret = await register_notify(daemon, backends, accounts[0].company_id, own_sandbox.url + "/hook")
+        for provider in ("google", "outlook"):
+            secrets_seen.add(await connect_through_api(daemon, backends, own_sandbox, provider))
         changes = ChangeStream(own_sandbox, accounts, seed=5)
         for _ in range(20):
             await changes.step()
@@ -128,7 +154,7 @@ async def test_no_plaintext_secret_in_logs_database_or_redis(
     cache = await redis_dump(redis, backends.redis_prefix)
     # The haystacks are real: the run logged syncs and stored encrypted tokens.
     assert "sync.completed" in logs and accounts[1].email in dump
-    assert len(secrets_seen) >= 4 * 2 + len(CLIENT_SECRETS) + 1
+    assert len(secrets_seen) >= 6 * 2 + len(CLIENT_SECRETS) + 3
     for where, haystack in (("logs", logs), ("database", dump), ("redis", cache)):
         leaked = [s[:6] + "…" for s in secrets_seen if s in haystack]
         assert not leaked, f"plaintext secrets found in the {where}: {leaked}"
