@@ -15,9 +15,26 @@ from providers.http import ProviderHttp, RetryPolicy, raise_for_google_status, r
 from providers.oauth import OAuthProvider, google_provider, microsoft_provider
 from providers.outlook.client import GraphCalendarClient
 from providers.tokens import AccessTokens
+from worker import metrics
 from worker.db.connections import store_tokens
 from worker.db.tables import ExternalCalendar
 from worker.deps import Deps
+
+
+class MetricsObserver:
+    """Feeds provider requests, retries and token refreshes into Prometheus."""
+
+    def response(self, provider: str, status: str) -> None:
+        metrics.PROVIDER_REQUESTS.labels(provider, status).inc()
+
+    def retry(self, provider: str, reason: str) -> None:
+        metrics.PROVIDER_RETRIES.labels(provider, reason).inc()
+
+    def token_refresh(self, provider: str, outcome: str) -> None:
+        metrics.TOKEN_REFRESHES.labels(provider, outcome).inc()
+
+
+OBSERVER = MetricsObserver()
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,7 @@ def provider_kit(deps: Deps, provider: str, *, budget: RequestBudget | None = No
         timeout_seconds=s.http.timeout_seconds,
         budget=budget,
         provider=wire_name,
+        observer=OBSERVER,
     )
     return ProviderKit(name=provider, oauth=oauth, http=http)
 

@@ -182,3 +182,32 @@ class NoBudget:
 
     async def penalise(self, key: str, seconds: float) -> None:
         """Ignore throttling feedback."""
+
+
+class RequestObserver(Protocol):
+    """Counts what providers/http.py and tokens.py see, so the worker can export metrics."""
+
+    def response(self, provider: str, status: str) -> None:
+        """One HTTP exchange ended: a status number, or "error" when no response came."""
+        ...
+
+    def retry(self, provider: str, reason: str) -> None:
+        """The retry policy is about to sleep and try again."""
+        ...
+
+    def token_refresh(self, provider: str, outcome: str) -> None:
+        """An access-token refresh ended: ok, invalid_grant or error."""
+        ...
+
+
+class NoObserver:
+    """The default RequestObserver: counts nothing."""
+
+    def response(self, provider: str, status: str) -> None:
+        """Ignore."""
+
+    def retry(self, provider: str, reason: str) -> None:
+        """Ignore."""
+
+    def token_refresh(self, provider: str, outcome: str) -> None:
+        """Ignore."""

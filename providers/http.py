@@ -30,7 +30,7 @@ from tenacity import (
 from yarl import URL
 
 from providers import errors
-from providers.base import NoBudget, RequestBudget
+from providers.base import NoBudget, NoObserver, RequestBudget, RequestObserver
 from providers.google.wire import CURSOR_EXPIRED_REASONS, RATE_LIMIT_REASONS
 from providers.outlook.wire import CURSOR_EXPIRED_CODES, RETRYABLE_STATUSES
 
@@ -89,6 +89,7 @@ class ProviderHttp:
         timeout_seconds: float = 20.0,
         budget: RequestBudget | None = None,
         provider: str = "",
+        observer: RequestObserver | None = None,
     ):
         self.api_base = api_base.rstrip("/")
         self.provider = provider
@@ -97,6 +98,7 @@ class ProviderHttp:
         self._policy = policy
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._budget: RequestBudget = budget or NoBudget()
+        self.observer: RequestObserver = observer or NoObserver()
         self._origin = _origin(self.api_base)
         self._rng = random.Random()
 
@@ -190,11 +192,15 @@ class ProviderHttp:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                return resp.status, await resp.read(), resp.headers
+                raw = await resp.read()
         except TimeoutError as exc:
+            self.observer.response(self.provider, "error")
             raise errors.UnavailableError("request timed out") from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            self.observer.response(self.provider, "error")
             raise errors.UnavailableError(f"connection failed: {type(exc).__name__}") from exc
+        self.observer.response(self.provider, str(resp.status))
+        return resp.status, raw, resp.headers
 
     def _wait(self, state: RetryCallState) -> float:
         """Honour the provider's Retry-After; otherwise full-jitter exponential backoff."""
@@ -208,6 +214,7 @@ class ProviderHttp:
     def _log_retry(self, call: _Call) -> Callable[[RetryCallState], None]:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
+            self.observer.retry(self.provider, type(exc).__name__)
             log.info(
                 "provider.retry",
                 provider=self.provider,

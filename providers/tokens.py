@@ -85,7 +85,12 @@ class AccessTokens:
             )
         except errors.ReauthRequiredError as exc:
             self._dead = exc
+            self._http.observer.token_refresh(self._provider.name, "invalid_grant")
             raise
+        except errors.ProviderError:
+            self._http.observer.token_refresh(self._provider.name, "error")
+            raise
+        self._http.observer.token_refresh(self._provider.name, "ok")
         self.refresh_count += 1
         rotated = tokens.refresh_token if tokens.refresh_token not in (None, self._refresh_token) else None
         self._access_token, self._expires_at = tokens.access_token, tokens.expires_at
