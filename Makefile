@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.harness
+
+# Long reliability runs (docs/reliability.md): >= 50 SIGKILLs incl. every crash point, then 20% provider faults.
+soak: $(STAMP)
+	$(VENV)/bin/python -m bench.soak
+	$(VENV)/bin/python -m bench.faults
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
