@@ -12,7 +12,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,14 +27,18 @@ from providers.outlook.client import GraphCalendarClient
 from worker import cache, wakeups
 from worker.budget import budget_for
 from worker.crashpoints import crashpoint
-from worker.db import links
+from worker.db import links, notifications
 from worker.db.connections import mark_reauth_required
 from worker.db.links import Cadence, Claim, SyncTarget
-from worker.db.tables import ExternalCalendar
+from worker.db.tables import CalendarLink, ExternalCalendar
 from worker.deps import Deps
 from worker.logging import get_logger
 
 log = get_logger(__name__)
+
+# The main API hears `externalCalendar.syncFailing` once a calendar failed this many syncs in a
+# row (a single failure is usually a blip the backoff absorbs), and `recovered` when it syncs again.
+FAILING_AFTER = 3
 
 Status = Literal["synced", "failed", "reauth_required", "skipped", "lease_lost", "pending"]
 
@@ -237,6 +241,8 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
         )
         if not saved:
             raise LeaseLostError
+        if link.consecutive_failures >= FAILING_AFTER:
+            await _notify(deps, session, link, "externalCalendar.recovered", {})
         crashpoint("sync.after_rows_before_cursor")
     return tally
 
@@ -291,7 +297,25 @@ async def _failed(deps: Deps, claim: Claim, exc: Exception) -> SyncOutcome:
         delay = next_attempt(failures, base=s.backoff_base_seconds, cap=s.backoff_cap_seconds)
         retry_at = deps.clock.now() + timedelta(seconds=delay)
         await links.fail_sync(session=session, claim=claim, owner=deps.worker_id, error=error, next_attempt_at=retry_at)
+        if link is not None and failures == FAILING_AFTER:
+            obj = {"consecutiveFailures": failures, "lastError": error}
+            await _notify(deps, session, link, "externalCalendar.syncFailing", obj)
     return SyncOutcome(claim.link_id, "failed", error=error)
+
+
+async def _notify(deps: Deps, session: AsyncSession, link: CalendarLink, event_type: str, obj: dict[str, Any]) -> None:
+    """Tell the main API about a calendar's sync health (in the caller's transaction)."""
+    company_id = await notifications.company_of_resource(session=session, resource_id=link.resource_id)
+    if company_id is None:
+        return
+    await notifications.enqueue_event(
+        session=session,
+        company_id=company_id,
+        event_type=event_type,
+        resource_id=link.resource_id,
+        obj={"externalCalendarId": link.connection_id, "calendarId": link.calendar_id, **obj},
+        now=deps.clock.now(),
+    )
 
 
 async def _release(deps: Deps, link_id: int) -> None:

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from jobs import sync
 from providers.sandbox import Sandbox
-from worker.db import links
-from worker.db.tables import ExternalCalendar
+from worker.db import links, notifications
+from worker.db.tables import ExternalCalendar, Resource, WebhookDelivery
 
 from .conftest import Calendar, Connect, day_start, last_seq
 
@@ -133,3 +133,29 @@ async def test_persistent_failure_backs_off_then_recovers(connect: Connect, prov
     assert counts.get("synced") == 1
     link = await cal.link()
     assert link.consecutive_failures == 0 and link.last_error is None and len(await cal.rows()) == 3
+
+
+async def test_the_main_api_hears_failing_and_recovered_once(connect: Connect, sandbox: Sandbox) -> None:
+    cal = await connect("google")
+    async with cal.deps.sessions() as session, session.begin():
+        resource = await session.get(Resource, cal.resource_id)
+        assert resource is not None
+        await notifications.create_endpoint(
+            session=session,
+            company_id=resource.company_id,
+            url="http://127.0.0.1:9/hook",
+            event_types=["externalCalendar.syncFailing", "externalCalendar.recovered"],
+            secret_enc=cal.deps.cipher.encrypt("whsec_test"),
+        )
+    await sandbox.control.add_fault(provider=cal.sb, path=LISTING, status=500, count=1000)
+    for _ in range(sync.FAILING_AFTER + 1):
+        assert (await sync.sync_link(cal.deps, cal.link_id)).status == "failed"
+    await sandbox.control.clear_faults()
+    assert (await sync.sync_link(cal.deps, cal.link_id)).status == "synced"
+    assert (await sync.sync_link(cal.deps, cal.link_id)).status == "synced"
+
+    async with cal.deps.sessions() as session:
+        stmt = select(WebhookDelivery.event_type, WebhookDelivery.payload).order_by(WebhookDelivery.created_at)
+        sent = [(t, p["object"]) for t, p in (await session.execute(stmt)).all() if p["resourceId"] == cal.resource_id]
+    assert [t for t, _ in sent] == ["externalCalendar.syncFailing", "externalCalendar.recovered"]
+    assert sent[0][1]["consecutiveFailures"] == sync.FAILING_AFTER and sent[0][1]["calendarId"] == cal.calendar_id
