@@ -29,6 +29,7 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(VENV)/bin/python -m bench.soak
 	$(VENV)/bin/python -m bench.faults
+	CALSYNC_TEST_REDIS_DOWN_SECONDS=30 CALSYNC_TEST_PG_DOWN_SECONDS=15 $(VENV)/bin/pytest -q -s tests/e2e/test_dependency_outage.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
