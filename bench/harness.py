@@ -12,7 +12,6 @@ import contextlib
 import os
 import secrets
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -202,18 +201,6 @@ async def timed(run: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
     await run()
     return time.perf_counter() - started
-
-
-async def median_rate(
-    count: int, run: Callable[[], Awaitable[object]], *, runs: int, before: Callable[[], Awaitable[object]] | None
-) -> float:
-    """Median of `count / seconds` over `runs` runs; `before` resets state (not timed)."""
-    rates = []
-    for _ in range(runs):
-        if before is not None:
-            await before()
-        rates.append(count / await timed(run))
-    return statistics.median(rates)
 
 
 def quiet_logs() -> None:
