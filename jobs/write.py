@@ -35,6 +35,7 @@ from providers.errors import NotFoundError, PermanentError, ReauthRequiredError
 from providers.google.client import GoogleCalendarClient
 from worker import cache, wakeups
 from worker.budget import budget_for
+from worker.crashpoints import crashpoint
 from worker.db import appointments as appts
 from worker.db import outbox
 from worker.db.appointments import Target, WritePlan
@@ -226,7 +227,9 @@ async def _call(step: Step, clients: Clients) -> Result:
         return Result(
             step, "written", await _patch_or_recreate(client, calendar_id, plan.event.provider_event_id, body)
         )
-    return Result(step, "written", await client.create_event(calendar_id, body))
+    written = await client.create_event(calendar_id, body)
+    crashpoint("write.after_create_before_record")
+    return Result(step, "written", written)
 
 
 async def _patch_or_recreate(
