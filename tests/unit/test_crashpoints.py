@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,19 @@ def test_in_process_call_without_env_returns(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("CALSYNC_CRASH_AT", raising=False)
     for point in POINTS:
         crashpoint(point)
+
+
+PLACES = {
+    "sync.after_page_fetched": "jobs/sync.py",
+    "sync.after_rows_before_cursor": "jobs/sync.py",
+    "write.after_create_before_record": "jobs/write.py",
+    "push.mid_renewal": "jobs/push.py",
+}
+
+
+@pytest.mark.parametrize(("point", "module"), sorted(PLACES.items()))
+def test_every_point_is_placed_in_its_job(point: str, module: str) -> None:
+    """A rewrite of a job must keep its crash point (the crash runs would silently miss it)."""
+    source = (Path(__file__).resolve().parents[2] / module).read_text()
+    assert f'crashpoint("{point}")' in source
+    assert point in POINTS
