@@ -240,7 +240,8 @@ async def _done(deps: Deps, link: CalendarLink, kind: str, status: Status, *, ca
 async def _failed(deps: Deps, link: CalendarLink, connection: ExternalCalendar, exc: Exception) -> PushOutcome:
     """Show the failure on the link and retry with full-jitter backoff."""
     s = deps.settings.push
-    delay = next_attempt(link.push_failures + 1, base=s.backoff_base_seconds, cap=s.backoff_cap_seconds)
+    # At least a second: a link that failed is never due again within the same sweep.
+    delay = max(1.0, next_attempt(link.push_failures + 1, base=s.backoff_base_seconds, cap=s.backoff_cap_seconds))
     error = f"push: {type(exc).__name__}: {exc}"[:500]
     async with deps.sessions() as session, session.begin():
         await repo.fail(

@@ -229,3 +229,31 @@ async def test_a_lost_sync_message_leaves_the_channel_unproven(env: PushEnv) -> 
 
 def test_secret_is_stored_as_sha256() -> None:
     assert push.secret_hash("abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+async def test_a_lost_notification_still_converges_through_the_reconciliation_poll(
+    env: PushEnv, clock: ManualClock
+) -> None:
+    cal = await linked(env, "google")
+    await push.ensure_push(env.deps, cal.link_id)
+    await _handshake(cal)
+    await sync.sync_link(env.deps, cal.link_id)
+    await cal.set(sync_requested_at=None)
+    start = (clock.now() + timedelta(days=1)).replace(microsecond=0)
+    await env.sandbox.control.delivery("google", drop=1)
+
+    event_id = await cal.add_event(
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"), (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    await env.sandbox.control.drain()
+
+    assert not await _requested(cal)  # the message was lost
+    clock.advance(seconds=env.deps.settings.sync.reconcile_seconds + 1)
+
+    async def converged() -> bool:
+        await sync.run_once(env.deps)  # other links of this module may be due too: keep going
+        async with env.deps.sessions() as session:
+            stmt = select(Unavailability.provider_event_id).where(Unavailability.link_id == cal.link_id)
+            return event_id in (await session.execute(stmt)).scalars().all()
+
+    await until(converged, what="the reconciliation poll")
