@@ -533,7 +533,7 @@ async def test_event_created_after_a_cached_answer_is_excluded_after_its_push(
     from jobs import push, sync
     from tests.jobs.push_env import linked, push_env, until
 
-    async with push_env(settings, engine, redis, http, sandbox, push={"min_sync_interval_seconds": 0}) as env:
+    async with push_env(settings, engine, redis, http, sandbox) as env:
         cal = await linked(env, "google")
         await sync.sync_link(env.deps, cal.link_id)
         assert (await push.ensure_push(env.deps, cal.link_id)).status == "opened"
