@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from worker.config import AvailabilitySettings
 from worker.logging import get_logger
-from worker.metrics import AVAILABILITY_CACHE, CACHE_ERRORS
+from worker.metrics import AVAILABILITY_CACHE, CACHE_ERRORS, CACHE_PURGES
 
 log = get_logger(__name__)
 
@@ -53,7 +53,9 @@ async def purge(redis: Redis, prefix: str, resource_ids: Iterable[str]) -> bool:
             await pipe.execute()
     except (RedisError, OSError) as exc:
         log.warning("cache.purge_failed", resources=len(ids), error=type(exc).__name__)
+        CACHE_PURGES.labels("failed").inc(len(ids))
         return False
+    CACHE_PURGES.labels("ok").inc(len(ids))
     return True
 
 
