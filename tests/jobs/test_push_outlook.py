@@ -225,3 +225,14 @@ async def test_deselect_deletes_the_subscription(env: PushEnv) -> None:
     assert counts.get("stopped", 0) >= 1
     assert await _subscriptions(cal) == []
     assert (await cal.row()).push_id is None
+
+
+async def test_stop_push_deletes_the_subscription_and_forgets_it(env: PushEnv) -> None:
+    cal = await _opened(env)
+
+    assert await push.stop_push(env.deps, await cal.row())
+
+    assert await _subscriptions(cal) == []
+    row = await cal.row()
+    assert row.push_id is None and row.push_secret_hash is None and row.push_expires_at is None
+    assert not await push.stop_push(env.deps, row)  # nothing held any more
