@@ -208,7 +208,7 @@ class PushSettings(_Section):
 class WriteSettings(_Section):
     sweep_seconds: float = Field(1.0, gt=0)  # how often due appointment writes are looked for
     batch: int = Field(200, ge=1)  # outbox entries leased at once per process
-    concurrency: int = Field(32, ge=1)  # appointment writes in flight per process
+    concurrency: int = Field(64, ge=1)  # provider calls in flight per process (budgets still cap each account)
     lease_seconds: int = Field(120, ge=5)  # longer than one write with its retries (http deadline)
     backoff_base_seconds: float = Field(5.0, gt=0)  # first retry of a failed write (full jitter)
     backoff_cap_seconds: float = Field(3600.0, gt=0)  # longest wait between two retries of one write
