@@ -224,6 +224,7 @@ async def scenario(stack: Stack, provider: str, count: int, events: int, runs: i
     conc = stack.deps.settings.sync.concurrency
     fetched = await bounded_count(stack, provider, cals, conc)  # warm-up, and a check of the data
     assert fetched == total, (fetched, total)
+    await sync_all(stack, cals)  # warm-up: pooled connections, prepared plans, token refreshes
 
     # (a) and calsync alternate run by run, so a busy machine slows both alike.
     fetch_rates, sync_rates = [], []
