@@ -128,3 +128,10 @@ PUSH_RENEWALS = Counter(
     ["kind", "outcome"],
     registry=REGISTRY,
 )
+APPOINTMENT_WRITES = Counter(
+    "calsync_appointment_writes_total",
+    "Outbox entries handled by the write job, by outcome (written, deleted, moved, unchanged, waiting, failed,"
+    " retry, reauth_required, skipped)",
+    ["outcome"],
+    registry=REGISTRY,
+)
