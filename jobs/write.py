@@ -45,6 +45,7 @@ from worker.db.outbox import Entry
 from worker.db.tables import AppointmentEvent
 from worker.deps import Deps
 from worker.logging import get_logger
+from worker.metrics import APPOINTMENT_WRITES
 
 log = get_logger(__name__)
 
@@ -105,11 +106,48 @@ async def write_batch(deps: Deps, entries: Sequence[Entry]) -> list[Outcome]:
         async with limit:
             return await carry_out(step, clients)
 
-    results = await asyncio.gather(*(bounded(step) for step in steps))
+    async with _LeaseKeeper(deps, [e.id for e in entries]):
+        results = await asyncio.gather(*(bounded(step) for step in steps))
     await _record(deps, results)
+    for r in results:
+        APPOINTMENT_WRITES.labels(outcome=r.outcome).inc()
     await cache.purge(deps.redis, deps.prefix, {r.step.entry.resource_id for r in results if r.outcome in CHANGED})
     _log(results, started)
     return [r.outcome for r in results]
+
+
+class _LeaseKeeper:
+    """Extends the batch's leases while its provider calls run, so no other worker takes them.
+
+    A batch of slow calls (provider retries) can outlast `write.lease_seconds`; a second worker
+    writing an older version after a newer one could leave the provider behind.
+    """
+
+    def __init__(self, deps: Deps, entry_ids: list[int]) -> None:
+        self._deps, self._ids = deps, entry_ids
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> None:
+        self._task = asyncio.ensure_future(self._keep())
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _keep(self) -> None:
+        seconds = self._deps.settings.write.lease_seconds
+        while True:
+            await asyncio.sleep(seconds / 3)
+            until = self._deps.clock.now() + timedelta(seconds=seconds)
+            try:
+                async with self._deps.sessions() as session, session.begin():
+                    await outbox.extend_leases(
+                        session=session, owner=self._deps.worker_id, entry_ids=self._ids, until=until
+                    )
+            except Exception as exc:  # the next round tries again; the lease still has two thirds left
+                log.warning("write.lease_extension_failed", error=type(exc).__name__)
 
 
 # --- deciding (pure) ---------------------------------------------------------------------------

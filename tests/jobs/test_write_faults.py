@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+import time
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 
 from jobs import write
 from tests.jobs import conftest_write
 from tests.jobs.conftest_write import CREATE_PATH, READ_ONLY_SCOPE, Writes, slot
+from worker.config import with_overrides
 from worker.db.tables import ExternalCalendar, WebhookDelivery, WebhookEndpoint, WriteOutbox
 
 writes, write_settings = conftest_write.writes, conftest_write.write_settings  # this module's fixtures
@@ -145,3 +149,31 @@ async def test_two_workers_never_write_one_entry_twice(writes: Writes, provider:
             await session.execute(select(WriteOutbox.id).where(WriteOutbox.resource_id == account.resource_id))
         ).all()
     assert left == []
+
+
+async def test_a_slow_batch_keeps_its_leases(writes: Writes, provider: str) -> None:
+    account = await writes.account(provider)
+    deps = dataclasses.replace(writes.deps, settings=with_overrides(writes.deps.settings, write={"lease_seconds": 5}))
+    await writes.sandbox.control.add_fault(
+        provider=account.sb, method="POST", path=CREATE_PATH[provider], latency_ms=2500, count=1
+    )
+    appt = f"a-{secrets.token_hex(4)}"
+    await writes.put(account, appt, 1, slot(2, 9))
+    batch = asyncio.ensure_future(write.run_once(deps))
+    first = await _lease_of(writes, appt, lambda at: at is not None)
+    extended = await _lease_of(writes, appt, lambda at: at is not None and at > first)
+    assert extended > first
+    assert (await batch)["written"] == 1
+
+
+async def _lease_of(writes: Writes, appt: str, wanted: Callable[[Any], bool], seconds: float = 5.0) -> Any:
+    """Poll the entry's lease expiry until `wanted` holds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        async with writes.deps.sessions() as session:
+            stmt = select(WriteOutbox.lease_expires_at).where(WriteOutbox.appointment_id == appt)
+            at = (await session.execute(stmt)).scalar_one_or_none()
+        if wanted(at):
+            return at
+        await asyncio.sleep(0.05)
+    raise AssertionError("the lease did not change as expected")

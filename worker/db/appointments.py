@@ -250,6 +250,12 @@ async def record_written(*, session: AsyncSession, written: Sequence[Written]) -
             "deleted": False,
             "updated_at": func.now(),
         },
+        # A stale writer (its lease expired mid-call) never records an older version over a newer one.
+        where=or_(
+            AppointmentEvent.written_version.is_(None),
+            AppointmentEvent.deleted,
+            AppointmentEvent.written_version <= excluded.written_version,
+        ),
     )
     await session.execute(stmt)
 

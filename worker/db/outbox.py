@@ -162,6 +162,16 @@ async def requeue(*, session: AsyncSession, owner: str, entry_ids: Sequence[int]
     )
 
 
+async def extend_leases(*, session: AsyncSession, owner: str, entry_ids: Sequence[int], until: datetime) -> int:
+    """Keep our leases of a batch still in flight; how many we still held."""
+    stmt = (
+        update(WriteOutbox)
+        .where(WriteOutbox.id.in_(list(entry_ids)), WriteOutbox.lease_owner == owner)
+        .values(lease_expires_at=until)
+    )
+    return int((await session.execute(stmt)).rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def give_up(*, session: AsyncSession, entry_id: int, owner: str, error: str, version: int, now: datetime) -> bool:
     """Mark the entry failed for good (False: a newer version arrived, so it is due again instead)."""
     newer = select(Appointment.id).where(Appointment.id == WriteOutbox.appointment_id, Appointment.version > version)
