@@ -119,6 +119,7 @@ async def main() -> None:
             report = await soak(b, kills=args.kills, seed=args.seed, accounts=args.accounts, processes=processes)
             deaths = report.kills + report.crash_deaths
             print(f"{name}: survived {deaths} deaths ({report.line()}) in {time.monotonic() - started:.0f}s")
+            assert not report.crash_points_missed, f"crash points never reached: {report.crash_points_missed}"
             print(
                 f"{name}: final state equals the sandbox's truth exactly: {report.rows} busy rows, "
                 f"{report.writes} appointment writes; crash points missed: {report.crash_points_missed or 'none'}"
