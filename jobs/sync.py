@@ -24,7 +24,7 @@ from providers.base import CalendarClient, Window
 from providers.errors import CursorExpiredError, MalformedResponseError, ReauthRequiredError
 from providers.google.client import GoogleCalendarClient
 from providers.outlook.client import GraphCalendarClient
-from worker import cache, wakeups
+from worker import cache, metrics, wakeups
 from worker.budget import budget_for
 from worker.crashpoints import crashpoint
 from worker.db import links, notifications
@@ -66,6 +66,7 @@ class SyncOutcome:
     quarantined: int = 0
     error: str | None = None
     resource_id: str | None = None
+    provider: str = "unknown"  # known once the link was read; a metrics label
 
     @property
     def changed(self) -> bool:
@@ -161,6 +162,7 @@ async def run_claim(deps: Deps, claim: Claim, *, interactive: bool = False) -> S
         outcome = await _failed(deps, claim, exc)
     if outcome.changed and outcome.resource_id is not None:
         await cache.purge(deps.redis, deps.prefix, [outcome.resource_id])
+    _count(outcome, time.monotonic() - started)
     log.info(
         "sync.completed" if outcome.status == "synced" else f"sync.{outcome.status}",
         link_id=claim.link_id,
@@ -174,6 +176,16 @@ async def run_claim(deps: Deps, claim: Claim, *, interactive: bool = False) -> S
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
     return outcome
+
+
+def _count(outcome: SyncOutcome, seconds: float) -> None:
+    metrics.SYNCS.labels(outcome.provider, outcome.status).inc()
+    metrics.SYNC_DURATION.labels(outcome.provider).observe(seconds)
+    for change, n in (("added", outcome.added), ("updated", outcome.updated), ("removed", outcome.removed)):
+        if n:
+            metrics.EVENTS_INGESTED.labels(outcome.provider, change).inc(n)
+    if outcome.quarantined:
+        metrics.EVENTS_INGESTED.labels(outcome.provider, "quarantined").inc(outcome.quarantined)
 
 
 async def _sync(deps: Deps, claim: Claim, *, interactive: bool) -> SyncOutcome:
@@ -208,6 +220,7 @@ async def _sync(deps: Deps, claim: Claim, *, interactive: bool) -> SyncOutcome:
         tally.removed,
         tally.quarantined,
         resource_id=target.link.resource_id,
+        provider=target.connection.provider,
     )
 
 

@@ -45,7 +45,7 @@ SYNC_DURATION = Histogram(
 )
 EVENTS_INGESTED = Counter(
     "calsync_events_ingested_total",
-    "Provider events applied by syncs (change: upserted, deleted, ignored, quarantined)",
+    "Provider events applied by syncs (change: added, updated, removed, quarantined)",
     ["provider", "change"],
     registry=REGISTRY,
 )
