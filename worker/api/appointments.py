@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker import cache, wakeups
 from worker.api import openapi
@@ -31,6 +32,7 @@ from worker.api.keys import DEPS
 from worker.db import appointments as repo
 from worker.db import outbox
 from worker.db.appointments import AppointmentFields, WriteState
+from worker.db.tables import Appointment
 from worker.deps import Deps
 
 routes = web.RouteTableDef()
@@ -110,7 +112,7 @@ def _appointment_id(request: web.Request) -> str:
     return value
 
 
-async def _previous_resource(session: Any, appointment_id: str, company_id: str) -> set[str]:
+async def _previous_resource(session: AsyncSession, appointment_id: str, company_id: str) -> set[str]:
     """The resource the appointment was on; an id used by another company cannot be taken over."""
     owner = await repo.owner_of(session=session, appointment_id=appointment_id)
     if owner is None:
@@ -186,7 +188,7 @@ async def delete_appointment(request: web.Request) -> web.Response:
     return _accepted(appointment_id, version, stored)
 
 
-async def _cancel(session: Any, current: Any, version: int | None) -> tuple[bool, int]:
+async def _cancel(session: AsyncSession, current: Appointment, version: int | None) -> tuple[bool, int]:
     """Store the cancellation; returns (stored, version it was asked at or given)."""
     if version is None:
         if current.status == "cancelled":
