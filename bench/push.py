@@ -57,6 +57,7 @@ from worker.logging import configure
 from worker.metrics import REGISTRY
 
 TOKEN = "bench-channel-token"
+PAGE = 2000  # rows per INSERT
 EMAIL = "bench-push@example.test"
 
 
@@ -148,13 +149,13 @@ async def fake_channels(deps: Deps, n: int, *, status: str = "error") -> list[st
     now = deps.clock.now()
     async with deps.sessions() as session, session.begin():
         await create_resource(session=session, resource_id=f"bench-{status}-{n}", company_id="bench")
-        conn_ids = (
-            await session.execute(
-                insert(ExternalCalendar)
-                .values([{"resource_id": f"bench-{status}-{n}", "provider": "google", "status": status}] * n)
-                .returning(ExternalCalendar.id)
+        conn_ids: list[int] = []
+        for page in range(0, n, PAGE):  # a statement carries at most 65,535 parameters
+            size = min(PAGE, n - page)
+            stmt = insert(ExternalCalendar).values(
+                [{"resource_id": f"bench-{status}-{n}", "provider": "google", "status": status}] * size
             )
-        ).scalars()
+            conn_ids += list((await session.execute(stmt.returning(ExternalCalendar.id))).scalars())
         rows = [
             {
                 "connection_id": cid,
@@ -170,7 +171,8 @@ async def fake_channels(deps: Deps, n: int, *, status: str = "error") -> list[st
             }
             for cid in conn_ids
         ]
-        await session.execute(insert(CalendarLink).values(rows))
+        for page in range(0, n, PAGE):
+            await session.execute(insert(CalendarLink).values(rows[page : page + PAGE]))
     return [str(r["push_id"]) for r in rows]
 
 

@@ -7,7 +7,8 @@ and no JWT: providers cannot send one. Unknown Google channels answer 404, a wro
 stale notification, which is simply ignored and counted.
 
 Fast path: a channel's owner and secret hash never change for its id, so they are cached per
-app; recording a change is then one SQL statement, and one already pending writes nothing.
+app; changes are recorded by `push_recorder` (one SQL statement per batch of concurrent
+messages; a link whose request is already pending costs no write).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worker import wakeups
 from worker.api.errors import BadRequest, NotFound, Unauthorized
 from worker.api.keys import DEPS
+from worker.api.push_recorder import recorder_for
 from worker.db import push as repo
 from worker.db.links import request_sync
 from worker.deps import Deps
@@ -42,7 +44,6 @@ LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", 
 MAX_ID_LENGTH = 256  # our ids are ≤ 64 (Google) and GUIDs (Graph); anything longer is not ours
 MAX_VALIDATION_TOKEN = 4096  # Graph's tokens are ~120 characters
 MAX_BATCH = 1000  # notifications per Graph POST we look at
-NOTE_EVERY_SECONDS = 60.0  # "a message arrived" is a write: under a storm once a minute is plenty
 AUTH_CACHE_SIZE = 100_000  # ids; about 20 MB at most, then the cache starts over
 
 # push id → its owner and secret hash; per app, so test apps over different databases never mix.
@@ -86,27 +87,6 @@ async def _owners(request: web.Request, push_ids: Sequence[str]) -> dict[str, re
     return {p: cache[p] for p in push_ids if p in cache}
 
 
-async def _note(deps: Deps, provider: str, link_ids: Sequence[int], number: int | None = None) -> None:
-    """Record change messages in one autocommit statement; wake workers for a new request."""
-    async with deps.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        noted = await repo.note_changes(
-            conn=conn,
-            link_ids=link_ids,
-            now=deps.clock.now(),
-            note_every_seconds=NOTE_EVERY_SECONDS,
-            number=number,
-        )
-    if noted.coalesced:
-        WEBHOOK_NOTIFICATIONS_COALESCED.labels(provider).inc(noted.coalesced)
-    if noted.not_read:
-        _ignored(provider, "not_read", noted.not_read)
-    # A request recorded while its link syncs is served after that sync by the sweep's own
-    # tick: waking workers now would only chain sync after sync during a storm.
-    if noted.wake:
-        await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)
-
-
 @routes.post("/webhooks/google")
 async def google(request: web.Request) -> web.Response:
     """A Google channel message: `sync` is recorded, `exists`/`not_exists` request a sync."""
@@ -130,7 +110,7 @@ async def google(request: web.Request) -> web.Response:
         async with deps.sessions() as session, session.begin():
             await repo.record_message(session=session, link_ids=[owner.link_id], now=deps.clock.now(), number=number)
     else:
-        await _note(deps, "google", [owner.link_id], number)
+        await recorder_for(request.app, deps, "google").record([owner.link_id], number)
     return web.Response(status=200)
 
 
@@ -178,7 +158,7 @@ async def _graph(request: web.Request) -> web.Response:
         unique = sorted(set(changes))
         if len(unique) < len(changes):
             WEBHOOK_NOTIFICATIONS_COALESCED.labels("outlook").inc(len(changes) - len(unique))
-        await _note(deps, "outlook", unique)
+        await recorder_for(request.app, deps, "outlook").record(unique)
     lifecycle = [(item, owner) for item, owner in authentic if item.lifecycle_event is not None]
     if lifecycle:
         async with deps.sessions() as session, session.begin():

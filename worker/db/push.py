@@ -36,12 +36,12 @@ class PushAuth:
 
 @dataclass(frozen=True, slots=True)
 class Noted:
-    """What recording a batch of change messages did."""
+    """What recording change messages did to one link."""
 
-    fresh: int  # links that got a new sync request
-    coalesced: int  # links whose request was already pending
-    not_read: int  # links no longer read (nothing recorded)
-    wake: bool  # a new request on a link no worker is syncing right now
+    link_id: int
+    read: bool  # false: the link is no longer read, nothing was recorded
+    fresh: bool  # a new sync request was written (none was pending)
+    syncing: bool  # a worker holds the link's lease right now
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ upd AS (
     FROM cur WHERE l.id = cur.id AND (cur.read AND NOT cur.pending OR cur.note)
     RETURNING l.id
 )
-SELECT cur.read, cur.pending, cur.syncing, (SELECT count(*) FROM upd), (SELECT v FROM cfg) FROM cur
+SELECT cur.id, cur.read, cur.pending, cur.syncing, (SELECT count(*) FROM upd), (SELECT v FROM cfg) FROM cur
 """
 )
 
@@ -130,8 +130,8 @@ async def note_changes(
     now: datetime,
     note_every_seconds: float,
     number: int | None = None,
-) -> Noted:
-    """Record change messages for links (one statement; run it in autocommit)."""
+) -> list[Noted]:
+    """Record change messages for links (one statement; run it in autocommit); unknown ids are absent."""
     params = {
         "ids": list(link_ids),
         "now": now,
@@ -140,13 +140,7 @@ async def note_changes(
         "awaiting": AWAITING_FIRST_MESSAGE,
     }
     rows = (await conn.execute(_NOTE, params)).all()
-    fresh = [r for r in rows if r[0] and not r[1]]
-    return Noted(
-        fresh=len(fresh),
-        coalesced=sum(1 for r in rows if r[0] and r[1]),
-        not_read=sum(1 for r in rows if not r[0]),
-        wake=any(not r[2] for r in fresh),
-    )
+    return [Noted(r[0], r[1], r[1] and not r[2], r[3]) for r in rows]
 
 
 async def record_message(
