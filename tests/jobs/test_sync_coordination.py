@@ -76,7 +76,8 @@ async def test_two_workers_each_link_synced_by_one(
 
     synced = await asyncio.gather(*(_drain(w) for w in workers))
 
-    assert sum(synced) == len(cals) and all(synced)  # both took part, and no link twice
+    # Every link synced exactly once between the two (which worker took how many depends on timing).
+    assert sum(synced) == len(cals)
     for cal in cals:
         assert len(await cal.api_requests(since)) == 1, cal.provider  # one incremental sync, by one worker
         assert len(await cal.rows()) == 2
