@@ -63,12 +63,23 @@ class Clients:
 
     deps: Deps
     by_connection: dict[int, CalendarClient] = field(default_factory=dict)
+    lanes: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     def of(self, target: Target) -> CalendarClient:
         conn = target.connection
         if conn.id not in self.by_connection:
             self.by_connection[conn.id] = client_for(self.deps, conn, budget=budget_for(self.deps))
         return self.by_connection[conn.id]
+
+    def lane(self, target: Target | None) -> contextlib.AbstractAsyncContextManager[object]:
+        """A mailbox's in-flight cap (Graph allows a few), queued here rather than in the shared
+        budget, so calls waiting for one busy mailbox do not hold the batch's concurrency."""
+        if target is None or target.connection.provider != "outlook":
+            return contextlib.nullcontext()
+        conn_id = target.connection.id
+        if conn_id not in self.lanes:
+            self.lanes[conn_id] = asyncio.Semaphore(self.deps.settings.outlook.max_in_flight)
+        return self.lanes[conn_id]
 
 
 async def run_once(deps: Deps) -> dict[str, int]:
@@ -103,7 +114,7 @@ async def write_batch(deps: Deps, entries: Sequence[Entry]) -> list[Outcome]:
     limit, clients = asyncio.Semaphore(deps.settings.write.concurrency), Clients(deps)
 
     async def bounded(step: Step) -> Result:
-        async with limit:
+        async with clients.lane(step.target), limit:
             return await carry_out(step, clients)
 
     async with _LeaseKeeper(deps, [e.id for e in entries]):
