@@ -53,15 +53,18 @@ class ChangeRecorder:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    await self._write(batch)
+                    wake = await self._write(batch)
                 except Exception as exc:  # the requests answer 500 and the provider retries
                     _settle(batch, exc)
-                else:
-                    _settle(batch, None)
+                    continue
+                _settle(batch, None)  # answer first: the wake-up is best effort anyway
+                if wake:
+                    await wakeups.wake(self.deps.redis, self.deps.prefix, wakeups.SYNC)
         finally:
             self._flushing = False
 
-    async def _write(self, batch: list[_Waiting]) -> None:
+    async def _write(self, batch: list[_Waiting]) -> bool:
+        """One statement for the batch; True if sync workers should be woken."""
         ids = [i for w in batch for i in w.link_ids]
         numbers = [w.number for w in batch if w.number is not None]
         async with self.deps.engine.connect() as conn:
@@ -76,8 +79,7 @@ class ChangeRecorder:
         self._count(ids, noted)
         # A request recorded while its link syncs is served after that sync by the sweep's own
         # tick: waking workers now would only start sync after sync during a storm.
-        if any(n.fresh and not n.syncing for n in noted):
-            await wakeups.wake(self.deps.redis, self.deps.prefix, wakeups.SYNC)
+        return any(n.fresh and not n.syncing for n in noted)
 
     def _count(self, ids: list[int], noted: list[repo.Noted]) -> None:
         read = {n.link_id for n in noted if n.read}
