@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.api.errors import ApiError, error_response
 from worker.api.keys import DEPS
@@ -19,6 +22,9 @@ log = get_logger("calsync.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# PostgreSQL or Redis unreachable (a restart, an outage): nothing was served, so say "retry
+# shortly" (503) instead of the 500 of a bug; providers and the main API retry a 503.
+_OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 def _route_name(request: web.Request) -> str:
@@ -47,6 +53,11 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         code = _STATUS_CODES.get(exc.status, "http_error")
         response = error_response(exc.status, code, exc.reason or code)
+    except _OUTAGES as exc:
+        error = type(exc).__name__
+        log.warning("request.dependency_unavailable", method=request.method, path=request.path, error=error)
+        response = error_response(503, "dependency_unavailable", "the database or Redis is unavailable; retry shortly")
+        response.headers["Retry-After"] = "1"
     except Exception:
         log.exception("request.failed", method=request.method, path=request.path)
         response = error_response(500, "internal", "internal error; see the server log with this request id")
