@@ -32,7 +32,6 @@ from jobs.backoff import next_attempt
 from jobs.clients import client_for
 from providers.base import AppointmentBody, CalendarClient, WrittenEvent
 from providers.errors import NotFoundError, PermanentError, ReauthRequiredError
-from providers.google.client import GoogleCalendarClient
 from worker import cache, wakeups
 from worker.budget import budget_for
 from worker.crashpoints import crashpoint
@@ -288,10 +287,6 @@ async def _patch_or_recreate(
     try:
         written = await client.patch_event(calendar_id, event_id, body)
     except NotFoundError:
-        return await client.create_event(calendar_id, body)
-    if isinstance(client, GoogleCalendarClient) and (await client.get_event(calendar_id, written.id)).removed:
-        # Google keeps a deleted event and patches it without reviving it (the body sends no
-        # status; /tmp/provider_findings.txt); create's 409 path revives it. Drop once fixed.
         return await client.create_event(calendar_id, body)
     return written
 

@@ -163,6 +163,8 @@ def appointment_body(body: AppointmentBody) -> dict[str, Any]:
         "start": {"dateTime": body.start.astimezone(zone).isoformat(), "timeZone": body.time_zone},
         "end": {"dateTime": body.end.astimezone(zone).isoformat(), "timeZone": body.time_zone},
         "transparency": "opaque",
+        # Google keeps a deleted event as "cancelled"; a patch must revive it, not move a ghost.
+        "status": "confirmed",
         "attendees": [{"email": email} for email in body.attendees],
         "extendedProperties": {"private": {APPOINTMENT_PROPERTY: body.appointment_id}},
     }
