@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jobs import sweeping
 from jobs.backoff import next_attempt
 from jobs.clients import provider_kit, tokens_for
 from jobs.ingest import Ingest, Mapper, Tally, busy_policy, map_page, prefetched, sync_window
@@ -338,59 +339,21 @@ async def _release(deps: Deps, link_id: int) -> None:
 
 # --- the long-running sweep -------------------------------------------------------------
 
-# The scheduler starts a sweep every SHIFT_SECONDS; each runs one second less, so exactly one
-# loop is alive per process and a loop that died is replaced within a shift.
-SHIFT_SECONDS = 30
+SHIFT_SECONDS = sweeping.SHIFT_SECONDS
 
 
 async def sweep(deps: Deps, *, seconds: float = SHIFT_SECONDS - 1) -> None:
-    """Run due syncs whenever woken (Redis signal) or every `sync.sweep_seconds`, for `seconds`.
-
-    Each batch runs as a background task: when shutdown cancels the sweep, syncs in flight
-    still finish within the grace period instead of being rolled back.
-    """
-    until = time.monotonic() + seconds
-    async with _WakeUps(deps) as woken:
-        while time.monotonic() < until:
-            try:
-                counts = await asyncio.shield(deps.tasks.spawn(run_once(deps), name="sync.batch"))
-            except Exception as exc:  # the database or Redis is down: try again next tick
-                log.warning("sync.sweep_failed", error=type(exc).__name__)
-                counts = {}
-            if counts.get("claimed", 0) > deps.settings.sync.concurrency:
-                continue  # a long drain: look again at once for what arrived meanwhile
-            await woken.wait(min(deps.settings.sync.sweep_seconds, max(0.0, until - time.monotonic())))
-
-
-class _WakeUps:
-    """A subscription to the sync wake-up channel; `wait` returns on a signal or a timeout."""
-
-    def __init__(self, deps: Deps) -> None:
-        self._deps = deps
-        self._pubsub = deps.redis.pubsub(ignore_subscribe_messages=True)
-        self._ok = False
-
-    async def __aenter__(self) -> _WakeUps:
-        try:
-            await self._pubsub.subscribe(wakeups.channel(self._deps.prefix, wakeups.SYNC))
-            self._ok = True
-        except Exception as exc:  # without Redis we still sweep on the timer
-            log.warning("sync.wakeups_unavailable", error=type(exc).__name__)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
-
-    async def wait(self, seconds: float) -> None:
-        if not self._ok:
-            await asyncio.sleep(seconds)
-            return
-        try:
-            await self._pubsub.get_message(timeout=seconds)
-        except Exception:
-            self._ok = False
-            await asyncio.sleep(seconds)
+    """Run due syncs whenever woken (a trigger's Redis signal) or every `sync.sweep_seconds`."""
+    await sweeping.sweep(
+        deps,
+        name="sync",
+        kind=wakeups.SYNC,
+        batch=run_once,
+        interval=deps.settings.sync.sweep_seconds,
+        seconds=seconds,
+        # A long drain: look again at once for what arrived meanwhile.
+        busy=lambda counts: counts.get("claimed", 0) > deps.settings.sync.concurrency,
+    )
 
 
 # --- just-in-time sync --------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jobs import sweeping
 from jobs.backoff import next_attempt
 from jobs.clients import client_for
 from providers.base import AppointmentBody, CalendarClient, WrittenEvent
@@ -395,52 +396,17 @@ def _log(results: Sequence[Result], started: float) -> None:
 
 # --- the long-running sweep -------------------------------------------------------------------
 
-# Like the sync sweep: the scheduler starts one every SHIFT_SECONDS and each runs one second less,
-# so one loop is alive per process and a loop that died is replaced within a shift.
-SHIFT_SECONDS = 30
+SHIFT_SECONDS = sweeping.SHIFT_SECONDS
 
 
 async def sweep(deps: Deps, *, seconds: float = SHIFT_SECONDS - 1) -> None:
     """Drain due writes whenever woken (a PUT's Redis signal) or every `write.sweep_seconds`."""
-    until = time.monotonic() + seconds
-    async with _WakeUps(deps) as woken:
-        while time.monotonic() < until:
-            try:
-                counts = await asyncio.shield(deps.tasks.spawn(run_once(deps), name="write.batch"))
-            except Exception as exc:  # the database or Redis is down: try again next tick
-                log.warning("write.sweep_failed", error=type(exc).__name__)
-                counts = {}
-            if counts.get("claimed", 0) >= deps.settings.write.batch:
-                continue  # more is due: no pause
-            await woken.wait(min(deps.settings.write.sweep_seconds, max(0.0, until - time.monotonic())))
-
-
-class _WakeUps:
-    """A subscription to the outbox wake-up channel; `wait` returns on a signal or a timeout."""
-
-    def __init__(self, deps: Deps) -> None:
-        self._deps = deps
-        self._pubsub = deps.redis.pubsub(ignore_subscribe_messages=True)
-        self._ok = False
-
-    async def __aenter__(self) -> _WakeUps:
-        try:
-            await self._pubsub.subscribe(wakeups.channel(self._deps.prefix, wakeups.OUTBOX))
-            self._ok = True
-        except Exception as exc:  # without Redis we still sweep on the timer
-            log.warning("write.wakeups_unavailable", error=type(exc).__name__)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
-
-    async def wait(self, seconds: float) -> None:
-        if not self._ok:
-            await asyncio.sleep(seconds)
-            return
-        try:
-            await self._pubsub.get_message(timeout=seconds)
-        except Exception:
-            self._ok = False
-            await asyncio.sleep(seconds)
+    await sweeping.sweep(
+        deps,
+        name="write",
+        kind=wakeups.OUTBOX,
+        batch=run_once,
+        interval=deps.settings.write.sweep_seconds,
+        seconds=seconds,
+        busy=lambda counts: counts.get("claimed", 0) >= deps.settings.write.batch,
+    )
