@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from jobs import write
 from tests.conftest import Api
 from tests.factories import make_resource
 from worker import cache, wakeups
@@ -173,3 +174,15 @@ async def test_an_appointment_id_of_another_company_cannot_be_taken_over(api: Ap
     assert (status, answer["error"]["code"]) == (409, "appointment_conflict")
     appt, _ = await stored(api, appt_id)
     assert appt is not None and (appt.resource_id, appt.version) == (res.id, 1)
+
+
+async def test_writes_waiting_for_a_write_calendar_show_in_external_calendars(api: Api) -> None:
+
+    res = await make_resource(api.deps.sessions)
+    status, _ = await call(api, "PUT", url(api, res.id, f"appt-{secrets.token_hex(4)}"), res.company_id, json=body())
+    assert status == 202
+    await write.run_once(api.deps)  # no write calendar: the entry waits, visibly
+    target = f"{api.url}/v3/resource/{res.id}/externalCalendars"
+    status, answer = await call(api, "GET", target, res.company_id)
+    assert status == 200
+    assert answer["appointmentWrites"] == {"pending": 0, "waitingCalendar": 1, "failed": 0}

@@ -30,11 +30,11 @@ from worker.api.schemas_calendars import (
     read_json,
 )
 from worker.db import connections as repo
-from worker.db import selection
+from worker.db import outbox, selection
 from worker.db.links import request_sync
 from worker.db.tables import ExternalCalendar, Resource
 from worker.deps import Deps
-from worker.wakeups import wake
+from worker.wakeups import OUTBOX, wake
 
 routes = web.RouteTableDef()
 
@@ -107,8 +107,13 @@ async def list_connections(request: web.Request) -> web.Response:
         resource = await path_resource(request, session)
         connections = await repo.connections_of(session=session, resource_id=resource.id)
         links = await selection.links_of_resource(session=session, resource_id=resource.id)
+        writes = await outbox.states_of(session=session, resource_id=resource.id)
     shown = [connection_json(c, [link for link in links if link.connection_id == c.id]) for c in connections]
-    return web.json_response({"externalCalendars": shown})
+    # Appointments waiting for a write calendar (or refused by one) stay visible here.
+    pending = {"pending": writes.get("pending", 0), "waitingCalendar": writes.get("waiting_calendar", 0)}
+    return web.json_response(
+        {"externalCalendars": shown, "appointmentWrites": {**pending, "failed": writes.get("failed", 0)}}
+    )
 
 
 async def _google_connection(session: AsyncSession, resource: Resource, connection_id: int | None) -> ExternalCalendar:
@@ -248,6 +253,12 @@ async def _select(request: web.Request, named: IdSource) -> web.Response:
             if applied.new_read_link_ids:
                 await request_sync(session=session, now=now, link_ids=applied.new_read_link_ids, interactive=True)
             links = await selection.links_of(session=session, connection_id=connection.id)
+            # A (new) write calendar: writes a former calendar refused get another chance there.
+            retried = (
+                await outbox.retry_failed(session=session, resource_id=resource.id, now=now)
+                if any(link.write for link in links)
+                else 0
+            )
     except IntegrityError:  # another write calendar was set by a concurrent request
         message = "the resource's calendars changed at the same time; try again"
         raise Conflict(message, code="concurrent_change") from None
@@ -255,6 +266,8 @@ async def _select(request: web.Request, named: IdSource) -> web.Response:
         await cache.purge(deps.redis, deps.prefix, [resource.id])
     if applied.new_read_link_ids:
         await wake(deps.redis, deps.prefix)
+    if retried:
+        await wake(deps.redis, deps.prefix, OUTBOX)
     return web.json_response(connection_json(connection, links))
 
 

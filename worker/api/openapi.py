@@ -197,8 +197,19 @@ SCHEMAS.update(
         },
         "Connections": {
             "type": "object",
-            "required": ["externalCalendars"],
-            "properties": {"externalCalendars": {"type": "array", "items": ref("Connection")}},
+            "required": ["externalCalendars", "appointmentWrites"],
+            "properties": {
+                "externalCalendars": {"type": "array", "items": ref("Connection")},
+                "appointmentWrites": {
+                    "type": "object",
+                    "description": "the resource's appointment writes not yet done, by state",
+                    "properties": {
+                        "pending": {"type": "integer"},
+                        "waitingCalendar": {"type": "integer"},
+                        "failed": {"type": "integer"},
+                    },
+                },
+            },
         },
         "CreateConnection": {
             "type": "object",
