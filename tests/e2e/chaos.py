@@ -223,6 +223,7 @@ async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: P
             await _kill_loop(world, procs, cfg, report)
         for d in procs:
             assert d.running, f"{d.name} died by itself:\n{d.tail()}"
+            assert 500 not in d.statuses(), f"{d.name} answered 500 (a bug) {d.statuses()[500]} times: {d.log_path}"
     return report
 
 

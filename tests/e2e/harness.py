@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -218,6 +219,17 @@ class Daemon:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def statuses(self) -> dict[int, int]:
+        """How often this daemon answered each HTTP status (its one access-log line per request)."""
+        if self._log is not None:
+            self._log.flush()
+        counts: dict[int, int] = {}
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"http.request"' in line:
+                status = int(json.loads(line)["status"])
+                counts[status] = counts.get(status, 0) + 1
+        return counts
 
     def tail(self, chars: int = 3000) -> str:
         """The end of the log, for failure messages."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -144,16 +143,6 @@ async def _wait_readyz(daemon: Daemon, *, ready: bool, within: float) -> Any:
         await asyncio.sleep(0.2)
 
 
-def _statuses(log_path: Path) -> dict[int, int]:
-    """How often the daemon answered each HTTP status (its one access-log line per request)."""
-    counts: dict[int, int] = {}
-    for line in log_path.read_text(errors="replace").splitlines():
-        if line.startswith("{") and '"http.request"' in line:
-            status = int(json.loads(line)["status"])
-            counts[status] = counts.get(status, 0) + 1
-    return counts
-
-
 async def test_postgres_restart_and_redis_outage_lose_nothing(
     private_servers: tuple[PostgresServer, RedisServer],
     own_sandbox: Any,
@@ -191,7 +180,7 @@ async def test_postgres_restart_and_redis_outage_lose_nothing(
                 await _wait_readyz(daemon, ready=True, within=30)
                 await asyncio.sleep(2)
             assert daemon.running and daemon.starts == 1, "the daemon had to be restarted"
-        statuses = _statuses(daemon.log_path)
+        statuses = daemon.statuses()
         assert statuses.get(503, 0) > 0, "requests during the outage should have been told to retry (503)"
         assert 500 not in statuses, f"500 (a bug's status) {statuses.get(500)} times; see {daemon.log_path}"
         print(report.line())
