@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from providers.base import ChangePage, Quarantined, Window
 from providers.rules import DEFAULT_POLICY, BusyInterval, BusyPolicy, quarantined_busy, to_busy
 from worker.config import SyncSettings
-from worker.db import quarantine, unavailability
+from worker.db import external_changes, quarantine, unavailability
+from worker.db.external_changes import OwnEvent
 from worker.db.quarantine import QuarantineRow
 from worker.db.unavailability import BusyRow
 
@@ -75,6 +76,8 @@ class PageRows:
     quarantined: list[QuarantineRow]
     readable: list[str]
     series: bool = False  # the page holds instances of a recurring series
+    ours: list[OwnEvent] = field(default_factory=list)  # events calsync wrote, as listed now
+    removed: list[str] = field(default_factory=list)  # events deleted at the provider
 
 
 def map_page(page: ChangePage, mapper: Mapper) -> PageRows:
@@ -92,7 +95,13 @@ def map_page(page: ChangePage, mapper: Mapper) -> PageRows:
     readable = [e.id for e in page.events]
     busy = [row for row in latest.values() if row is not None]
     gone = [event_id for event_id, row in latest.items() if row is None]
-    return PageRows(busy, gone, held, readable, any(e.series_id for e in page.events))
+    ours = [
+        OwnEvent(e.id, e.appointment_tag, e.start, e.end, e.etag)
+        for e in page.events
+        if e.appointment_tag and not e.removed and isinstance(e.start, datetime) and isinstance(e.end, datetime)
+    ]
+    removed = [e.id for e in page.events if e.removed]
+    return PageRows(busy, gone, held, readable, any(e.series_id for e in page.events), ours, removed)
 
 
 def _row(interval: BusyInterval, etag: str | None) -> BusyRow:
@@ -151,6 +160,17 @@ class Ingest:
         self.tally.updated += updated
         self.tally.removed += await unavailability.delete_events(session=s, link_id=link, event_ids=rows.gone)
         self.tally.quarantined += await quarantine.upsert(session=s, link_id=link, rows=rows.quarantined, now=self.now)
+        if added or updated:  # only busy time written now can be a new conflict
+            await external_changes.report_conflicts(
+                session=s,
+                resource_id=self.resource_id,
+                link_id=link,
+                event_ids=[r.event_id for r in rows.busy],
+                now=self.now,
+            )
+        await external_changes.report_own_event_changes(
+            session=s, link_id=link, ours=rows.ours, removed=rows.removed, now=self.now
+        )
         self.tally.events += len(rows.readable) + len(rows.quarantined)
         self.tally.series |= rows.series
         if self.full:
