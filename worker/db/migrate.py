@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import command
+
 from worker.db.engine import alembic_config
 
 
