@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,9 @@ def cipher(backends: Backends) -> TokenCipher:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the daemons run and write their logs."""
+def workdir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the daemons run and write their logs (kept under $CALSYNC_TEST_KEEP_LOGS when set)."""
+    keep = os.environ.get("CALSYNC_TEST_KEEP_LOGS")
+    if keep:
+        return Path(tempfile.mkdtemp(prefix=f"{request.module.__name__.rsplit('.', 1)[-1]}-", dir=keep))
     return tmp_path_factory.mktemp("daemons")
