@@ -71,7 +71,8 @@ async def test_two_workers_each_link_synced_by_one(
     await sandbox.control.add_fault(path=LISTING, latency_ms=150)
     since = await last_seq(sandbox)
 
-    small = with_overrides(deps.settings, sync={"concurrency": 2})
+    # sweep_seconds is also the least gap between background syncs of a link: none here.
+    small = with_overrides(deps.settings, sync={"concurrency": 2, "sweep_seconds": 0.001})
     workers = [replace(deps, settings=small), replace(other_worker, settings=small)]
 
     synced = await asyncio.gather(*(_drain(w) for w in workers))
