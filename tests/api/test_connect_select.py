@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from jobs import push
 from tests.api.connect_support import ConnectApi, connect, connection, serving, start, undeclared, unique_email
 from tests.factories import make_resource
 from worker.cache import version_key
@@ -189,3 +190,21 @@ async def test_every_status_seen_here_is_declared(capi: ConnectApi) -> None:
     assert capi.seen
     assert undeclared(capi.seen) == []
     assert capi.nonconforming == []
+
+
+async def test_unselecting_a_calendar_stops_its_push_channel(capi: ConnectApi) -> None:
+
+    resource, shown, ids = await _google(capi, "Team")
+    company = resource.company_id
+    path = f"/v3/resource/{resource.id}/externalCalendars/{shown['id']}/select"
+    await capi.call("POST", path, company, json={"readCalendarIds": [ids["Team"]]}, expect=200)
+    async with capi.deps.sessions() as session:
+        team = (await session.execute(select(CalendarLink).where(CalendarLink.calendar_id == ids["Team"]))).scalar_one()
+    assert (await push.ensure_push(capi.deps, team.id)).status == "opened"
+    since = len(await capi.sandbox.control.requests("google"))
+
+    await capi.call("POST", path, company, json={"readCalendarIds": [], "writeCalendarId": None}, expect=200)
+    await capi.deps.tasks.drain(5.0)
+
+    stops = [r for r in (await capi.sandbox.control.requests("google"))[since:] if r["path"].endswith("/channels/stop")]
+    assert len(stops) == 1

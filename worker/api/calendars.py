@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from jobs import connect
+from jobs import connect, push
 from providers import errors as provider_errors
 from providers.base import CalendarInfo
 from worker import cache
@@ -268,6 +268,9 @@ async def _select(request: web.Request, named: IdSource) -> web.Response:
         await wake(deps.redis, deps.prefix)
     if retried:
         await wake(deps.redis, deps.prefix, OUTBOX)
+    for gone in applied.removed_links:  # their channels/subscriptions would outlive them
+        if gone.push_id is not None:
+            deps.tasks.spawn(push.stop_push(deps, gone, connection), name="push.stop")
     return web.json_response(connection_json(connection, links))
 
 

@@ -8,7 +8,7 @@ Calendars dropped from the selection (or no longer read) lose their busy rows at
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -34,6 +34,7 @@ class Applied:
 
     new_read_link_ids: list[int]
     busy_rows_removed: bool
+    removed_links: list[CalendarLink] = field(default_factory=list)  # their push must be stopped
 
 
 async def links_of(*, session: AsyncSession, connection_id: int) -> list[CalendarLink]:
@@ -96,15 +97,16 @@ async def apply_selection(
     removed = await session.execute(
         delete(CalendarLink)
         .where(CalendarLink.connection_id == connection_id, CalendarLink.calendar_id.not_in(wanted))
-        .returning(CalendarLink.id)
+        .returning(CalendarLink)
     )
-    gone = bool(removed.all())
+    removed_links = list(removed.scalars())
+    gone = bool(removed_links)
     no_longer_read = [c.calendar_id for c in choices if not c.read and before.get(c.calendar_id)]
     if no_longer_read:
         gone = await _stop_reading(session, connection_id, no_longer_read) or gone
     ids = await _upsert(session, connection_id, resource_id, choices)
     fresh = [ids[c.calendar_id] for c in choices if c.read and not before.get(c.calendar_id)]
-    return Applied(new_read_link_ids=fresh, busy_rows_removed=gone)
+    return Applied(new_read_link_ids=fresh, busy_rows_removed=gone, removed_links=removed_links)
 
 
 async def _clear_write(session: AsyncSession, resource_id: str, *, keep: tuple[int, str] | None) -> None:
