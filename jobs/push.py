@@ -244,9 +244,8 @@ async def _failed(deps: Deps, link: CalendarLink, connection: ExternalCalendar, 
     delay = max(1.0, next_attempt(link.push_failures + 1, base=s.backoff_base_seconds, cap=s.backoff_cap_seconds))
     error = f"push: {type(exc).__name__}: {exc}"[:500]
     async with deps.sessions() as session, session.begin():
-        await repo.fail(
-            session=session, link_id=link.id, error=error, retry_at=deps.clock.now() + timedelta(seconds=delay)
-        )
+        now = deps.clock.now()
+        await repo.fail(session=session, link_id=link.id, error=error, retry_at=now + timedelta(seconds=delay), now=now)
     PUSH_RENEWALS.labels(_kind(link, connection), "failed").inc()
     log.warning("push.failed", link_id=link.id, error=error, retry_in_s=round(delay, 1))
     return PushOutcome(link.id, "failed", error)

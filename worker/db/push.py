@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from worker.db.notifications import company_of_resource, enqueue_event
 from worker.db.tables import CalendarLink, ExternalCalendar
 
 GOOGLE = "google_channel"
@@ -260,15 +261,33 @@ async def restore(*, session: AsyncSession, link_id: int, state: PushState) -> N
     await session.execute(update(CalendarLink).where(CalendarLink.id == link_id).values(**values))
 
 
-async def fail(*, session: AsyncSession, link_id: int, error: str, retry_at: datetime) -> None:
-    """Count a failed open/renewal, show it on the calendar status, schedule the retry."""
+async def fail(*, session: AsyncSession, link_id: int, error: str, retry_at: datetime, now: datetime) -> None:
+    """Count a failed open/renewal, show it on the calendar status, schedule the retry.
+
+    The first failure in a row tells the main API (externalCalendar.pushDegraded): the link
+    falls back to polling until push works again.
+    """
     link = CalendarLink
     stmt = (
         update(link)
         .where(link.id == link_id)
         .values(push_failures=link.push_failures + 1, push_error=error[:2000], push_renew_at=retry_at)
+        .returning(link.push_failures, link.resource_id, link.connection_id, link.calendar_id)
     )
-    await session.execute(stmt)
+    row = (await session.execute(stmt)).first()
+    if row is None or row.push_failures != 1:
+        return
+    company = await company_of_resource(session=session, resource_id=row.resource_id)
+    if company is not None:
+        obj = {"externalCalendarId": row.connection_id, "calendarId": row.calendar_id, "error": error[:500]}
+        await enqueue_event(
+            session=session,
+            company_id=company,
+            event_type="externalCalendar.pushDegraded",
+            resource_id=row.resource_id,
+            obj=obj,
+            now=now,
+        )
 
 
 async def clear(
