@@ -97,6 +97,7 @@ def daemon_env(backends: Backends, sandbox: Any, *, port: int, workdir: Path, **
         "CALSYNC_OUTLOOK__AUTHORITY": sandbox.ms_authority,
         "CALSYNC_OUTLOOK__API_BASE": sandbox.graph_api,
         "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(REPO),  # the daemon runs the code under test, even from another checkout
     }
     return env | FAST | extra
 
