@@ -54,7 +54,18 @@ def test_token_mints_a_verifiable_jwt(tmp_path: Path) -> None:
 
 def test_every_subcommand_has_help() -> None:
     top = subprocess.run([sys.executable, "-m", "worker", "--help"], capture_output=True, text=True, check=True)
-    for name in ("serve", "migrate", "token", "sandbox", "rotate-keys", "status", "sync", "demo", "resource", "version"):
+    for name in (
+        "serve",
+        "migrate",
+        "token",
+        "sandbox",
+        "rotate-keys",
+        "status",
+        "sync",
+        "demo",
+        "resource",
+        "version",
+    ):
         assert name in top.stdout
         sub = subprocess.run([sys.executable, "-m", "worker", name, "--help"], capture_output=True, text=True)
         assert sub.returncode == 0 and "usage: calsync" in sub.stdout
