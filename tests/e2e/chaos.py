@@ -219,8 +219,11 @@ async def chaos_run(cfg: RunConfig, backends: Backends, world: World, workdir: P
             await d.start()
         for d in procs:
             await d.wait_ready()
-        async with workload(world, procs, cfg, backends.jwt_secret) as report:
-            await _kill_loop(world, procs, cfg, report)
+        try:
+            async with workload(world, procs, cfg, backends.jwt_secret) as report:
+                await _kill_loop(world, procs, cfg, report)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\ndaemon logs: {', '.join(str(d.log_path) for d in procs)}") from None
         for d in procs:
             assert d.running, f"{d.name} died by itself:\n{d.tail()}"
             assert 500 not in d.statuses(), f"{d.name} answered 500 (a bug) {d.statuses()[500]} times: {d.log_path}"
