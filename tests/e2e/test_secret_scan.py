@@ -1,4 +1,4 @@
-"""After a full run on both providers, no log line, table row or Redis value holds a plaintext secret.
+"""After a full run on both providers, no log line, table row, Redis value or API answer holds a plaintext secret.
 
 Secrets are taken from where they are born: every access and refresh token the sandbox
 ever issued (its grant tables), the client secrets, push channel tokens and Graph
@@ -77,6 +77,26 @@ async def redis_dump(redis: Redis, prefix: str) -> str:
     return "\n".join(parts)
 
 
+async def api_dump(daemon: Daemon, backends: Backends, accounts: list[Any]) -> str:
+    """What the read routes answer about the run's connections, webhooks and deliveries."""
+    auth = AuthSettings(jwt_secret=backends.jwt_secret)
+    parts = []
+    async with aiohttp.ClientSession() as http:
+        for account in accounts:
+            token = mint_token(auth, company_id=account.company_id, ttl_seconds=600, now=int(time.time()))
+            headers = {"Authorization": f"Bearer {token}"}
+            paths = [f"/v3/resource/{account.resource_id}/externalCalendars", "/v3/webhooks"]
+            paths.append(f"/v3/resource/{account.resource_id}/externalCalendars/list")
+            for path in paths:
+                async with http.get(daemon.url + path, headers=headers) as resp:
+                    parts.append(f"{path} {resp.status} {await resp.text()}")
+                    if path == "/v3/webhooks" and resp.status == 200:
+                        for hook in (await resp.json()).get("webhooks", []):
+                            async with http.get(f"{daemon.url}{path}/{hook['id']}/deliveries", headers=headers) as d:
+                                parts.append(await d.text())
+    return "\n".join(parts)
+
+
 async def register_notify(daemon: Daemon, backends: Backends, company_id: str, url: str) -> str:
     """Create a notify endpoint through the daemon's API; returns the secret it answers once."""
     auth = AuthSettings(jwt_secret=backends.jwt_secret)
@@ -144,6 +164,7 @@ async def test_no_plaintext_secret_in_logs_database_or_redis(
         await own_sandbox.control.revoke_grant("google", accounts[2].email)  # reauth_required → notify
         await changes.step()
         await asyncio.sleep(2)
+        answers = await api_dump(daemon, backends, accounts)
         assert await daemon.stop() == 0
     stop.set()
     await collector
@@ -155,6 +176,7 @@ async def test_no_plaintext_secret_in_logs_database_or_redis(
     # The haystacks are real: the run logged syncs and stored encrypted tokens.
     assert "sync.completed" in logs and accounts[1].email in dump
     assert len(secrets_seen) >= 6 * 2 + len(CLIENT_SECRETS) + 3
-    for where, haystack in (("logs", logs), ("database", dump), ("redis", cache)):
+    assert "/externalCalendars 200" in answers and "/v3/webhooks 200" in answers, answers[:500]
+    for where, haystack in (("logs", logs), ("database", dump), ("redis", cache), ("API answers", answers)):
         leaked = [s[:6] + "…" for s in secrets_seen if s in haystack]
         assert not leaked, f"plaintext secrets found in the {where}: {leaked}"
