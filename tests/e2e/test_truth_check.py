@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from providers.google.mapping import APPOINTMENT_PROPERTY
 from tests.e2e.chaos import World, wait_converged
 from tests.e2e.world import (
     AppointmentStream,
@@ -83,5 +84,14 @@ async def test_booking_check_catches_lost_and_doubled_events(
     start = datetime(2027, 1, 5, 10, tzinfo=UTC)
     stream.bookings["appt-lost"] = Booking(account, "appt-lost", 1, start)
     stream.bookings["appt-gone"] = Booking(account, "appt-gone", 2, start, status="cancelled")
+    stream.bookings["appt-twice"] = Booking(account, "appt-twice", 1, start)
+    tagged = {
+        "summary": "booking",
+        "start": {"dateTime": "2027-01-05T10:00:00Z"},
+        "end": {"dateTime": "2027-01-05T10:30:00Z"},
+        "extendedProperties": {"private": {APPOINTMENT_PROPERTY: "appt-twice"}},
+    }
+    for _ in range(2):
+        await own_sandbox.control.create_event("google", account.email, tagged)
     wrong = await booking_mismatches(own_sandbox, stream)
-    assert wrong == ["appt-lost: confirmed but 0 events"]
+    assert sorted(wrong) == ["appt-lost: confirmed but 0 events", "appt-twice: confirmed but 2 events"]
