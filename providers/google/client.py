@@ -19,13 +19,13 @@ from providers.base import (
     ChangePage,
     Channel,
     ProviderEvent,
-    Quarantined,
     Window,
     WrittenEvent,
 )
 from providers.google.mapping import appointment_body, event_id_for, parse_event
 from providers.google.wire import CalendarListEntry
 from providers.http import Authenticator, ProviderHttp, quote_segment
+from providers.parsing import change_page, single_event
 
 # Google's maximum page size: fewer round trips per full sync.
 EVENTS_PAGE_SIZE = 2500
@@ -192,22 +192,11 @@ def _list_params(cursor: str | None, window: Window, page_size: int) -> dict[str
 
 
 def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
-    events: list[ProviderEvent] = []
-    quarantined: list[Quarantined] = []
-    for raw in items:
-        parsed = parse_event(raw) if isinstance(raw, dict) else Quarantined("", "item is not an object", {"item": raw})
-        if isinstance(parsed, ProviderEvent):
-            events.append(parsed)
-        else:
-            quarantined.append(parsed)
-    return ChangePage(tuple(events), tuple(quarantined), next_cursor, full)
+    return change_page(items, next_cursor, full, parse_event)
 
 
 def _event(raw: dict[str, Any]) -> ProviderEvent:
-    parsed = parse_event(raw)
-    if isinstance(parsed, Quarantined):
-        raise errors.MalformedResponseError(f"unreadable event: {parsed.reason}")
-    return parsed
+    return single_event(raw, parse_event)
 
 
 def _written(raw: dict[str, Any]) -> WrittenEvent:

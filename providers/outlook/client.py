@@ -18,7 +18,6 @@ from providers.base import (
     CalendarInfo,
     ChangePage,
     ProviderEvent,
-    Quarantined,
     Subscription,
     Window,
     WrittenEvent,
@@ -26,6 +25,7 @@ from providers.base import (
 from providers.http import Authenticator, ProviderHttp, quote_segment
 from providers.outlook.mapping import appointment_body, graph_time, parse_event, transaction_id_for
 from providers.outlook.wire import Calendar
+from providers.parsing import change_page, single_event
 
 # 500 events per delta page: large pages, well under Graph's response-size limits.
 DELTA_PAGE_SIZE = 500
@@ -192,22 +192,11 @@ class GraphCalendarClient:
 
 
 def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
-    events: list[ProviderEvent] = []
-    quarantined: list[Quarantined] = []
-    for raw in items:
-        parsed = parse_event(raw) if isinstance(raw, dict) else Quarantined("", "item is not an object", {"item": raw})
-        if isinstance(parsed, ProviderEvent):
-            events.append(parsed)
-        else:
-            quarantined.append(parsed)
-    return ChangePage(tuple(events), tuple(quarantined), next_cursor, full)
+    return change_page(items, next_cursor, full, parse_event)
 
 
 def _event(raw: dict[str, Any]) -> ProviderEvent:
-    parsed = parse_event(raw)
-    if isinstance(parsed, Quarantined):
-        raise errors.MalformedResponseError(f"unreadable event: {parsed.reason}")
-    return parsed
+    return single_event(raw, parse_event)
 
 
 def _written(raw: dict[str, Any]) -> WrittenEvent:

@@ -1,0 +1,32 @@
+"""Turning listed provider items into typed pages: shared by the Google and Graph clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from providers import errors
+from providers.base import ChangePage, ProviderEvent, Quarantined
+
+Parser = Callable[[dict[str, Any]], ProviderEvent | Quarantined]
+
+
+def change_page(items: Any, next_cursor: str | None, full: bool, parse: Parser) -> ChangePage:
+    """A page of parsed events; what cannot be parsed is quarantined, never fatal."""
+    events: list[ProviderEvent] = []
+    quarantined: list[Quarantined] = []
+    for raw in items:
+        parsed = parse(raw) if isinstance(raw, dict) else Quarantined("", "item is not an object", {"item": raw})
+        if isinstance(parsed, ProviderEvent):
+            events.append(parsed)
+        else:
+            quarantined.append(parsed)
+    return ChangePage(tuple(events), tuple(quarantined), next_cursor, full)
+
+
+def single_event(raw: dict[str, Any], parse: Parser) -> ProviderEvent:
+    """One event the caller asked for by id: unreadable is an error, not a quarantine."""
+    parsed = parse(raw)
+    if isinstance(parsed, Quarantined):
+        raise errors.MalformedResponseError(f"unreadable event: {parsed.reason}")
+    return parsed
