@@ -29,6 +29,7 @@ from providers.sandbox import SandboxControl, start_sandbox
 from worker.clock import SystemClock
 from worker.config import Settings, with_overrides
 from worker.crypto import TokenCipher, new_key
+from worker.daemon import sandbox_provider_settings
 from worker.db.engine import make_engine, make_sessions
 from worker.db.migrate import upgrade_async
 from worker.deps import Deps
@@ -122,24 +123,7 @@ def _redis(root: Path) -> Iterator[str]:
 
 def sandbox_settings(base: Settings, sandbox: Any) -> Settings:
     """Provider settings pointing at the sandbox and its pre-registered OAuth clients."""
-    return with_overrides(
-        base,
-        google={
-            "client_id": "sandbox-google-client",
-            "client_secret": "sandbox-google-secret",
-            "auth_url": sandbox.google_auth_url,
-            "token_url": sandbox.google_token_url,
-            "revoke_url": sandbox.google_revoke_url,
-            "userinfo_url": sandbox.google_userinfo_url,
-            "api_base": sandbox.google_api,
-        },
-        outlook={
-            "client_id": "sandbox-ms-client",
-            "client_secret": "sandbox-ms-secret",
-            "authority": sandbox.ms_authority,
-            "api_base": sandbox.graph_api,
-        },
-    )
+    return with_overrides(base, **sandbox_provider_settings(sandbox))
 
 
 @contextlib.asynccontextmanager

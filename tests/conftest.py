@@ -31,6 +31,7 @@ from worker.api.auth import mint_token
 from worker.clock import SystemClock
 from worker.config import Settings, with_overrides
 from worker.crypto import TokenCipher, new_key
+from worker.daemon import sandbox_provider_settings
 from worker.db.engine import make_engine, make_sessions
 from worker.db.migrate import upgrade
 from worker.deps import Deps
@@ -168,25 +169,7 @@ def settings(database_url: str, redis_url: str, redis_prefix: str, tmp_root: Pat
 
 def sandbox_settings(settings: Settings, sandbox: Any, public_url: str) -> Settings:
     """Point the Google and Outlook settings at the sandbox (as `calsync serve` does)."""
-    return with_overrides(
-        settings,
-        server={"public_url": public_url},
-        google={
-            "client_id": "sandbox-google-client",
-            "client_secret": "sandbox-google-secret",
-            "auth_url": sandbox.google_auth_url,
-            "token_url": sandbox.google_token_url,
-            "revoke_url": sandbox.google_revoke_url,
-            "userinfo_url": sandbox.google_userinfo_url,
-            "api_base": sandbox.google_api,
-        },
-        outlook={
-            "client_id": "sandbox-ms-client",
-            "client_secret": "sandbox-ms-secret",
-            "authority": sandbox.ms_authority,
-            "api_base": sandbox.graph_api,
-        },
-    )
+    return with_overrides(settings, server={"public_url": public_url}, **sandbox_provider_settings(sandbox))
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,27 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def sandbox_provider_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
+    """The [google] and [outlook] settings that point at a sandbox and its built-in OAuth clients."""
+    return {
+        "google": {
+            "client_id": "sandbox-google-client",
+            "client_secret": "sandbox-google-secret",
+            "auth_url": sandbox.google_auth_url,
+            "token_url": sandbox.google_token_url,
+            "revoke_url": sandbox.google_revoke_url,
+            "userinfo_url": sandbox.google_userinfo_url,
+            "api_base": sandbox.google_api,
+        },
+        "outlook": {
+            "client_id": "sandbox-ms-client",
+            "client_secret": "sandbox-ms-secret",
+            "authority": sandbox.ms_authority,
+            "api_base": sandbox.graph_api,
+        },
+    }
+
+
 async def _start_sandbox(
     stack: contextlib.AsyncExitStack, settings: Settings, callback: str
 ) -> tuple[Settings, Sandbox | None]:
@@ -72,26 +93,12 @@ async def _start_sandbox(
 
     sandbox = await start_sandbox(port=settings.sandbox.port)
     stack.push_async_callback(sandbox.stop)
-    overrides: dict[str, dict[str, Any]] = {}
-    if need_google:
-        await sandbox.control.register_client("google", "sandbox-google-client", "sandbox-google-secret", [callback])
-        overrides["google"] = {
-            "client_id": "sandbox-google-client",
-            "client_secret": "sandbox-google-secret",
-            "auth_url": sandbox.google_auth_url,
-            "token_url": sandbox.google_token_url,
-            "revoke_url": sandbox.google_revoke_url,
-            "userinfo_url": sandbox.google_userinfo_url,
-            "api_base": sandbox.google_api,
-        }
-    if need_outlook:
-        await sandbox.control.register_client("microsoft", "sandbox-ms-client", "sandbox-ms-secret", [callback])
-        overrides["outlook"] = {
-            "client_id": "sandbox-ms-client",
-            "client_secret": "sandbox-ms-secret",
-            "authority": sandbox.ms_authority,
-            "api_base": sandbox.graph_api,
-        }
+    every = sandbox_provider_settings(sandbox)
+    overrides = {name: every[name] for name, needed in (("google", need_google), ("outlook", need_outlook)) if needed}
+    for name, wire in (("google", "google"), ("outlook", "microsoft")):
+        if name in overrides:
+            o = overrides[name]
+            await sandbox.control.register_client(wire, o["client_id"], o["client_secret"], [callback])
     log.info("sandbox.started", url=sandbox.url, providers=sorted(overrides))
     return with_overrides(settings, **overrides), sandbox
 
