@@ -149,6 +149,7 @@ class Ingest:
     tally: Tally = field(default_factory=Tally)
     _kept: list[str] = field(default_factory=list)
     _held: list[str] = field(default_factory=list)
+    _appointments: bool | None = None  # does the resource have confirmed appointments? (asked once)
 
     async def apply(self, rows: PageRows) -> None:
         """Upsert busy rows, delete rows of events that no longer block, record the unreadable."""
@@ -160,7 +161,7 @@ class Ingest:
         self.tally.updated += updated
         self.tally.removed += await unavailability.delete_events(session=s, link_id=link, event_ids=rows.gone)
         self.tally.quarantined += await quarantine.upsert(session=s, link_id=link, rows=rows.quarantined, now=self.now)
-        if added or updated:  # only busy time written now can be a new conflict
+        if (added or updated) and await self._has_appointments():  # only busy time written now can conflict
             await external_changes.report_conflicts(
                 session=s,
                 resource_id=self.resource_id,
@@ -178,6 +179,13 @@ class Ingest:
             self._held += [q.event_id for q in rows.quarantined]
         else:
             await quarantine.release(session=s, link_id=link, event_ids=rows.readable)
+
+    async def _has_appointments(self) -> bool:
+        if self._appointments is None:
+            self._appointments = await external_changes.has_confirmed_appointments(
+                session=self.session, resource_id=self.resource_id
+            )
+        return self._appointments
 
     async def finish(self) -> Tally:
         """After the last page of a full listing: remove what the listing no longer returned."""
