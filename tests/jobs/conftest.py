@@ -7,8 +7,6 @@ user's primary calendar. Each call uses a fresh e-mail, so tests need no sandbox
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,13 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers.sandbox import Sandbox
 from tests.conftest import make_deps, sandbox_settings
-from tests.factories import make_connection, make_link, make_resource
+from tests.factories import SANDBOX_NAME, make_sandbox_account
 from worker.config import Settings, with_overrides
 from worker.db.tables import CalendarLink, Unavailability
 from worker.deps import Deps
-
-SANDBOX_NAME = {"google": "google", "outlook": "microsoft"}
-_emails = itertools.count(1)
 
 
 def day_start(offset_days: int = 0) -> datetime:
@@ -156,22 +151,10 @@ async def deps(
 
 async def connect_calendar(deps: Deps, sandbox: Sandbox, provider: str, *, timezone: str = "UTC") -> Calendar:
     """A sandbox user connected to a new resource through an active connection and read link."""
-    sb = SANDBOX_NAME[provider]
-    email = f"sync{next(_emails)}-{secrets.token_hex(3)}@calsync.test"
-    user = await sandbox.control.create_user(sb, email)
-    issued = await sandbox.control.issue_tokens(sb, email)
-    resource = await make_resource(deps.sessions, timezone=timezone)
-    connection = await make_connection(
-        deps.sessions,
-        resource=resource,
-        provider=provider,
-        status="active",
-        account_email=email,
-        refresh_token_enc=deps.cipher.encrypt(issued["refresh_token"]),
+    acct = await make_sandbox_account(deps, sandbox, provider, tag="sync", timezone=timezone)
+    return Calendar(
+        deps, sandbox, provider, acct.email, acct.link.calendar_id, acct.resource.id, acct.connection.id, acct.link.id
     )
-    calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
-    link = await make_link(deps.sessions, connection=connection, calendar_id=calendar_id, read=True, primary=True)
-    return Calendar(deps, sandbox, provider, email, calendar_id, resource.id, connection.id, link.id)
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ Every account uses a fresh e-mail, so tests need no sandbox reset.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,19 +25,17 @@ from providers.google import mapping as google_mapping
 from providers.outlook import mapping as outlook_mapping
 from providers.sandbox import Sandbox
 from tests.conftest import make_deps, sandbox_settings, serve_api
-from tests.factories import make_connection, make_link, make_resource
+from tests.factories import SANDBOX_NAME, make_sandbox_account
 from worker.api.auth import mint_token
 from worker.config import Settings, with_overrides
 from worker.db.tables import CalendarLink, WriteOutbox
 from worker.deps import Deps
 
-SANDBOX_NAME = {"google": "google", "outlook": "microsoft"}
 READ_ONLY_SCOPE = {
     "google": "https://www.googleapis.com/auth/calendar.readonly",
     "outlook": "offline_access User.Read Calendars.Read",
 }
 CREATE_PATH = {"google": r"/calendars/[^/]+/events$", "outlook": r"/calendars/[^/]+/events$"}
-_emails = itertools.count(1)
 
 
 def slot(day: int, hour: int = 9) -> datetime:
@@ -78,23 +74,11 @@ class Writes:
         self, provider: str, *, scope: str | None = None, read: bool = False, write: bool = True
     ) -> Account:
         """A new sandbox user connected to a new resource; its primary calendar is the write calendar."""
-        email = f"write{next(_emails)}-{secrets.token_hex(3)}@calsync.test"
-        user = await self.sandbox.control.create_user(SANDBOX_NAME[provider], email)
-        issued = await self.sandbox.control.issue_tokens(SANDBOX_NAME[provider], email, scope)
-        resource = await make_resource(self.deps.sessions)
-        connection = await make_connection(
-            self.deps.sessions,
-            resource=resource,
-            provider=provider,
-            status="active",
-            account_email=email,
-            refresh_token_enc=self.deps.cipher.encrypt(issued["refresh_token"]),
+        acct = await make_sandbox_account(
+            self.deps, self.sandbox, provider, tag="write", scope=scope, read=read, write=write
         )
-        calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
-        link = await make_link(
-            self.deps.sessions, connection=connection, calendar_id=calendar_id, write=write, read=read, primary=True
-        )
-        return Account(provider, email, resource.company_id, resource.id, connection.id, calendar_id, link.id)
+        r, link = acct.resource, acct.link
+        return Account(provider, acct.email, r.company_id, r.id, acct.connection.id, link.calendar_id, link.id)
 
     async def new_write_calendar(self, account: Account, name: str) -> Account:
         """A second calendar of the same user becomes the resource's write calendar (as select does)."""

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -26,14 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers.sandbox import Sandbox
 from tests.conftest import make_deps, sandbox_settings, serve_api
-from tests.factories import make_connection, make_link, make_resource
+from tests.factories import SANDBOX_NAME, make_sandbox_account
 from worker.clock import Clock, SystemClock
 from worker.config import Settings, with_overrides
 from worker.db.tables import CalendarLink
 from worker.deps import Deps
-
-SANDBOX_NAME = {"google": "google", "outlook": "microsoft"}
-_emails = itertools.count(1)
 
 
 @dataclass
@@ -106,23 +101,8 @@ class Linked:
 
 
 async def linked(env: PushEnv, provider: str) -> Linked:
-    sb = SANDBOX_NAME[provider]
-    email = f"push{next(_emails)}-{secrets.token_hex(3)}@calsync.test"
-    user = await env.sandbox.control.create_user(sb, email)
-    issued = await env.sandbox.control.issue_tokens(sb, email)
-    deps = env.deps
-    resource = await make_resource(deps.sessions)
-    connection = await make_connection(
-        deps.sessions,
-        resource=resource,
-        provider=provider,
-        status="active",
-        account_email=email,
-        refresh_token_enc=deps.cipher.encrypt(issued["refresh_token"]),
-    )
-    calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
-    link = await make_link(deps.sessions, connection=connection, calendar_id=calendar_id, read=True, primary=True)
-    return Linked(env, provider, email, calendar_id, resource.id, connection.id, link.id)
+    acct = await make_sandbox_account(env.deps, env.sandbox, provider, tag="push")
+    return Linked(env, provider, acct.email, acct.link.calendar_id, acct.resource.id, acct.connection.id, acct.link.id)
 
 
 async def until(check: Callable[[], Awaitable[Any]], *, within: float = 10.0, what: str = "condition") -> Any:
