@@ -29,7 +29,7 @@ from providers.sandbox import SandboxControl, start_sandbox
 from worker.clock import SystemClock
 from worker.config import Settings, with_overrides
 from worker.crypto import TokenCipher, new_key
-from worker.daemon import sandbox_provider_settings
+from worker.daemon import sandbox_provider_settings, settle_gc
 from worker.db.engine import make_engine, make_sessions
 from worker.db.migrate import upgrade_async
 from worker.deps import Deps
@@ -145,6 +145,7 @@ async def bench_stack(*, separate_sandbox: bool = True, **overrides: dict[str, A
                 sandbox = await start_sandbox()
                 stack.push_async_callback(sandbox.stop)
             async with _deps(db_url, redis_url, sandbox, overrides) as deps:
+                settle_gc()  # as the daemon does once it has started
                 yield Stack(deps, sandbox, db_url)
 
 

@@ -9,9 +9,10 @@ It must not know about calendars, events or our database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -37,6 +38,7 @@ from providers.outlook.wire import CURSOR_EXPIRED_CODES, RETRYABLE_STATUSES
 log = structlog.get_logger(__name__)
 
 StatusMapper = Callable[[int, Any, Mapping[str, str]], None]
+HttpBody = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,31 @@ class Authenticator(Protocol):
     async def refresh_after_unauthorized(self, rejected: str) -> None:
         """The provider refused `rejected`; refresh unless someone already has."""
         ...
+
+
+async def read_ahead(
+    first: Awaitable[HttpBody], follow: Callable[[HttpBody], Awaitable[HttpBody] | None]
+) -> AsyncIterator[HttpBody]:
+    """Yield each page's body while the request for the next one (which `follow` makes from
+    this body, or None on the last page) is already on the wire: the provider serves page
+    N+1 while page N is parsed and stored, instead of idling between our requests."""
+    pending: asyncio.Future[HttpBody] | None = asyncio.ensure_future(first)
+    try:
+        while pending is not None:
+            body = await pending
+            following = follow(body)
+            pending = asyncio.ensure_future(following) if following is not None else None
+            yield body
+    finally:
+        if pending is not None:  # the reader stopped early, or a page failed: drop the next request
+            pending.cancel()
+            pending.add_done_callback(_discard)
+
+
+def _discard(future: asyncio.Future[Any]) -> None:
+    """Consume a dropped request's outcome, so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def quote_segment(value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,12 @@ def change_page(items: Any, next_cursor: str | None, full: bool, parse: Parser) 
         else:
             quarantined.append(parsed)
     return ChangePage(tuple(events), tuple(quarantined), next_cursor, full)
+
+
+async def parse_page(items: Any, next_cursor: str | None, full: bool, parse: Parser) -> ChangePage:
+    """`change_page` in a worker thread: a page of thousands of events is pure CPU work, and
+    off the event loop it no longer holds up the next page's request or the database."""
+    return await asyncio.to_thread(change_page, items, next_cursor, full, parse)
 
 
 def single_event(raw: dict[str, Any], parse: Parser) -> ProviderEvent:

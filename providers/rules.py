@@ -37,7 +37,7 @@ class BusyPolicy:
     free: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per event, so not frozen (see ProviderEvent)
 class BusyInterval:
     """A span of busy time in UTC, and the rule that made it busy."""
 

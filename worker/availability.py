@@ -101,12 +101,17 @@ def parse_instant(text: str, zone: ZoneInfo) -> datetime:
     return local.astimezone(UTC)
 
 
+def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
+    return instant.astimezone(zone).replace(tzinfo=None)
+
+
 def resolve_range(start_text: str, end_text: str, zone: ZoneInfo, *, max_days: int) -> Interval:
     """The query range in UTC; end after start and at most max_days long."""
     start = parse_instant(start_text, zone)
     end = parse_instant(end_text, zone)
     if end <= start:
         raise RangeError("endDate must be after startDate")
-    if end - start > timedelta(days=max_days):
+    # Measured on the wall clock: a local day is one day even when clocks change (23 or 25 hours).
+    if _wall(end, zone) - _wall(start, zone) > timedelta(days=max_days):
         raise RangeError(f"the range may cover at most {max_days} days")
     return Interval(start, end)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import uuid
@@ -161,6 +162,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         scheduler = build_scheduler(deps)
         scheduler.start()
         stack.callback(scheduler.shutdown, wait=False)
+        settle_gc()
         log.info(
             "daemon.ready",
             url=local_url,
@@ -168,6 +170,19 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         )
         yield Running(deps=deps, url=local_url, sandbox=sandbox)
         log.info("daemon.stopping")
+
+
+def settle_gc() -> None:
+    """Tune the cycle collector for a long-running syncer, once start-up is done.
+
+    What start-up built (modules, table metadata, pools) lives as long as the process: frozen,
+    full collections stop rescanning it. A sync allocates about twenty containers per event, so
+    the default young-generation threshold (700) ran the collector every few dozen events; at
+    50,000 it runs a few times per 10,000-event calendar (bench/ingest: ~10% less CPU per sync).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 async def serve(settings: Settings) -> None:

@@ -8,7 +8,7 @@ retries and tokens are handled below this module, in providers/http.py and token
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +24,8 @@ from providers.base import (
 )
 from providers.google.mapping import appointment_body, event_id_for, parse_event
 from providers.google.wire import CalendarListEntry
-from providers.http import Authenticator, ProviderHttp, quote_segment
-from providers.parsing import change_page, single_event
+from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
+from providers.parsing import parse_page, single_event
 
 # Google's maximum page size: fewer round trips per full sync.
 EVENTS_PAGE_SIZE = 2500
@@ -70,16 +70,16 @@ class GoogleCalendarClient:
         full = cursor is None
         params = _list_params(cursor, window, self._page_size)
         path = f"/calendars/{quote_segment(calendar_id)}/events"
-        while True:
-            body = await self._call("GET", path, params=params)
-            page_token = body.get("nextPageToken")
-            page = _page(body.get("items") or (), None if page_token else body.get("nextSyncToken"), full)
-            if not page_token:
+
+        def follow(body: dict[str, Any]) -> Awaitable[dict[str, Any]] | None:
+            token = body.get("nextPageToken")
+            return self._call("GET", path, params={**params, "pageToken": token}) if token else None
+
+        async for body in read_ahead(self._call("GET", path, params=params), follow):
+            last = not body.get("nextPageToken")
+            page = await _page(body.get("items") or (), body.get("nextSyncToken") if last else None, full)
+            if last or page.events or page.quarantined:
                 yield page
-                return
-            if page.events or page.quarantined:
-                yield page
-            params = {**_list_params(cursor, window, self._page_size), "pageToken": page_token}
 
     async def get_event(self, calendar_id: str, event_id: str) -> ProviderEvent:
         """One event (NotFoundError when it never existed)."""
@@ -191,8 +191,8 @@ def _list_params(cursor: str | None, window: Window, page_size: int) -> dict[str
     return {**params, "timeMin": _rfc3339(window.start), "timeMax": _rfc3339(window.end)}
 
 
-def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
-    return change_page(items, next_cursor, full, parse_event)
+async def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
+    return await parse_page(items, next_cursor, full, parse_event)
 
 
 def _event(raw: dict[str, Any]) -> ProviderEvent:

@@ -8,7 +8,7 @@ Graph host. Status codes, retries and tokens are handled in providers/http.py an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,10 +22,10 @@ from providers.base import (
     Window,
     WrittenEvent,
 )
-from providers.http import Authenticator, ProviderHttp, quote_segment
+from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
 from providers.outlook.mapping import appointment_body, graph_time, parse_event, transaction_id_for
 from providers.outlook.wire import Calendar
-from providers.parsing import change_page, single_event
+from providers.parsing import parse_page, single_event
 
 # 500 events per delta page: large pages, well under Graph's response-size limits.
 DELTA_PAGE_SIZE = 500
@@ -67,17 +67,19 @@ class GraphCalendarClient:
     async def list_changes(self, calendar_id: str, cursor: str | None, window: Window) -> AsyncIterator[ChangePage]:
         """A new delta round over `window` (cursor None), or changes since deltaLink `cursor`."""
         full = cursor is None
-        url: str | None = (
-            self._http.check_link(cursor) if cursor is not None else self._delta_start(calendar_id, window)
-        )
-        while url is not None:
-            body = await self._call("GET", url, headers=self._delta_headers)
-            url = self._next(body.get("@odata.nextLink"))
-            delta = None if url else body.get("@odata.deltaLink")
-            if url is None and not isinstance(delta, str):
+        url = self._http.check_link(cursor) if cursor is not None else self._delta_start(calendar_id, window)
+
+        def follow(body: dict[str, Any]) -> Awaitable[dict[str, Any]] | None:
+            link = self._next(body.get("@odata.nextLink"))
+            return self._call("GET", link, headers=self._delta_headers) if link else None
+
+        async for body in read_ahead(self._call("GET", url, headers=self._delta_headers), follow):
+            last = self._next(body.get("@odata.nextLink")) is None
+            delta = body.get("@odata.deltaLink") if last else None
+            if last and not isinstance(delta, str):
                 raise errors.MalformedResponseError("delta page carries neither nextLink nor deltaLink")
-            page = _page(body.get("value") or (), self._http.check_link(delta) if delta else None, full)
-            if url is None or page.events or page.quarantined:
+            page = await _page(body.get("value") or (), self._http.check_link(delta) if delta else None, full)
+            if last or page.events or page.quarantined:
                 yield page
 
     async def get_event(self, calendar_id: str, event_id: str) -> ProviderEvent:
@@ -191,8 +193,8 @@ class GraphCalendarClient:
         return response.body
 
 
-def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
-    return change_page(items, next_cursor, full, parse_event)
+async def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
+    return await parse_page(items, next_cursor, full, parse_event)
 
 
 def _event(raw: dict[str, Any]) -> ProviderEvent:

@@ -62,6 +62,23 @@ async def test_upsert_counts_and_skips_unchanged_rows(
     ]
 
 
+async def test_instants_are_stored_exactly_to_the_microsecond(
+    sessions: async_sessionmaker[AsyncSession], link: CalendarLink
+) -> None:
+    """Rows travel as integer microseconds since 1970: none may move, whatever its year."""
+    us = timedelta(microseconds=1)
+    starts = [T + 999_999 * us, T - 1 * us, datetime(1969, 12, 31, 23, 59, 59, 999_999, UTC)]
+    starts += [datetime(2199, 1, 2, 3, 4, 5, 999_999, UTC), datetime(2026, 3, 29, 1, 0, 0, 1, UTC)]
+    starts += [datetime(9999, 12, 30, 23, 59, 59, 999_995, UTC), datetime(1, 1, 2, 0, 0, 0, 1, UTC)]
+    batch = [BusyRow(f"e{i}", start, start + 3 * us) for i, start in enumerate(starts)]
+    assert await upsert(sessions, link, batch) == (len(batch), 0)
+    async with sessions() as s:
+        stmt = select(Unavailability.provider_event_id, Unavailability.start_at, Unavailability.end_at)
+        got = {i: (a, b) for i, a, b in (await s.execute(stmt.where(Unavailability.link_id == link.id))).all()}
+    assert got == {r.event_id: (r.start, r.end) for r in batch}
+    assert await upsert(sessions, link, batch) == (0, 0)  # and read back equal, so nothing rewrites
+
+
 async def test_deletes_by_id_unseen_and_in_range(
     sessions: async_sessionmaker[AsyncSession], link: CalendarLink
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,32 @@ async def test_full_sync_pages_and_cursor_only_on_the_last_page(
     assert len({e.id for e in seen}) == 100
     assert sorted(e.summary or "" for e in seen) == sorted(f"e{i}" for i in range(100))
     assert all(e.start.tzinfo is not None and not e.removed for e in seen)  # type: ignore[union-attr]
+
+
+async def test_the_next_page_is_requested_while_this_one_is_used(
+    sandbox: Sandbox, account: MakeAccount, provider: str
+) -> None:
+    """Read-ahead: the provider serves page 2 while page 1 is stored; a reader that stops
+    early leaves no request behind (page 3 is never asked for)."""
+    acct = await account(provider, page_size=10)
+    events = [acct.event(T0 + timedelta(hours=i), title=f"e{i}") for i in range(30)]
+    await sandbox.control.bulk_load(provider, acct.email, events, acct.calendar_id)
+    since = await last_seq(sandbox)
+    listing = acct.client.list_changes(acct.calendar_id, None, WINDOW)
+
+    first = await anext(listing)
+
+    assert len(first.events) == 10
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(await api_requests(sandbox, provider, since)) < 2:  # page 2 went out on its own
+        assert asyncio.get_running_loop().time() < deadline, "page 2 was not requested ahead"
+        await asyncio.sleep(0.01)
+    await listing.aclose()
+    await acct.client.list_calendars()  # a marker: whatever the listing sent went out before it
+
+    seen = await api_requests(sandbox, provider, since)
+    marker = next(i for i, r in enumerate(seen) if "/events" not in r["path"] and "/delta" not in r["path"])
+    assert marker == 2  # pages 1 and 2, and never page 3
 
 
 async def test_incremental_sync_returns_only_changes(sandbox: Sandbox, account: MakeAccount, provider: str) -> None:

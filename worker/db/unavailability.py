@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per event, so not frozen (see providers.base.ProviderEvent)
 class BusyRow:
     """One busy interval of one provider event, in UTC."""
 
@@ -42,14 +42,26 @@ class BusySpan:
     rule: str
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _instant(index: int) -> str:
+    """SQL reading element `index` of row `x`, integer microseconds since the Unix epoch, as a
+    timestamptz: whole seconds and the rest apart, so it is exact in every year."""
+    us = f"CAST(x->{index} AS bigint)"
+    return f"(to_timestamp({us} / 1000000) + {us} % 1000000 * interval '1 microsecond')"
+
+
 # A page travels as one JSON document: encoding it is C-fast, unlike per-element array dumping.
+# Instants travel as integer microseconds: Python computes one 5x faster than an ISO string, a
+# cost paid twice per event.
 _UPSERT = text(
-    """
+    f"""
 WITH written AS (
 INSERT INTO unavailability (resource_id, link_id, provider_event_id, start_at, end_at, all_day, show_as, rule, etag,
                             synced_at)
-SELECT :resource_id, :link_id, x->>0, CAST(x->>1 AS timestamptz), CAST(x->>2 AS timestamptz), CAST(x->>3 AS boolean),
-       x->>4, x->>5, x->>6, :now
+SELECT :resource_id, :link_id, x->>0, {_instant(1)}, {_instant(2)}, CAST(x->3 AS boolean), x->>4, x->>5, x->>6, :now
 FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS x
 ON CONFLICT (link_id, provider_event_id) DO UPDATE
 SET start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, all_day = EXCLUDED.all_day,
@@ -67,9 +79,13 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FROM written
 def _json_rows(rows: Sequence[BusyRow]) -> str:
     """[[id, start, end, all_day, show_as, rule, etag], ...]: arrays encode twice as fast as objects."""
     return json.dumps(
-        [[r.event_id, r.start.isoformat(), r.end.isoformat(), r.all_day, r.show_as, r.rule, r.etag] for r in rows],
+        [[r.event_id, _micros(r.start), _micros(r.end), r.all_day, r.show_as, r.rule, r.etag] for r in rows],
         separators=(",", ":"),
     )
+
+
+def _micros(instant: datetime) -> int:
+    return (instant - _EPOCH) // _MICROSECOND
 
 
 def _json_ids(ids: Sequence[str]) -> str:
@@ -108,10 +124,8 @@ _NOT_KEPT = (
 
 async def delete_unseen(*, session: AsyncSession, link_id: int, keep_ids: Sequence[str]) -> int:
     """After a full listing: delete every row of the link whose event was not kept."""
-    stmt = text(
-        "DELETE FROM unavailability WHERE link_id = :link_id AND NOT (provider_event_id = ANY(CAST(:keep AS text[])))"
-    )
-    result = await session.execute(stmt, {"link_id": link_id, "keep": list(keep_ids)})
+    stmt = text(f"DELETE FROM unavailability u WHERE u.link_id = :link_id AND {_NOT_KEPT}")
+    result = await session.execute(stmt, {"link_id": link_id, "keep": _json_ids(keep_ids)})
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
