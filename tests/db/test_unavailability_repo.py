@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.factories import make_connection, make_link, make_resource
@@ -119,3 +120,54 @@ async def test_a_page_of_ten_thousand_is_one_statement(
     assert await upsert(sessions, link, rows(10_000)) == (10_000, 0)
     async with sessions() as s, s.begin():
         assert await repo.delete_unseen(session=s, link_id=link.id, keep_ids=[f"e{i}" for i in range(5000)]) == 5000
+
+
+async def _delete_link(sessions: async_sessionmaker[AsyncSession], link: CalendarLink) -> None:
+    async with sessions() as s, s.begin():
+        await s.execute(delete(CalendarLink).where(CalendarLink.id == link.id))
+
+
+async def test_rows_are_deleted_with_their_link(sessions: async_sessionmaker[AsyncSession], link: CalendarLink) -> None:
+    await upsert(sessions, link, rows(3))
+    await _delete_link(sessions, link)
+    assert await stored(sessions, link) == []
+
+
+async def test_nothing_is_written_for_a_link_that_is_gone_or_not_the_resources(
+    sessions: async_sessionmaker[AsyncSession], link: CalendarLink
+) -> None:
+    async with sessions() as s, s.begin():
+        assert await repo.upsert(session=s, resource_id="other", link_id=link.id, rows=rows(2), now=T) == (0, 0)
+    assert await stored(sessions, link) == []
+    await _delete_link(sessions, link)
+    assert await upsert(sessions, link, rows(2)) == (0, 0)
+    assert await stored(sessions, link) == []
+
+
+async def test_a_link_deleted_during_a_write_takes_the_new_rows_with_it(
+    sessions: async_sessionmaker[AsyncSession], link: CalendarLink
+) -> None:
+    """The writer holds the link as a foreign key would: the delete waits, then cascades."""
+    async with sessions() as s, s.begin():
+        assert await repo.upsert(session=s, resource_id=link.resource_id, link_id=link.id, rows=rows(2), now=T) == (
+            2,
+            0,
+        )
+        deleting = asyncio.create_task(_delete_link(sessions, link))
+        await _until_waiting_on_a_lock(sessions, "DELETE FROM calendar_links")
+        assert not deleting.done()
+    await asyncio.wait_for(deleting, 10)
+    assert await stored(sessions, link) == []
+
+
+async def _until_waiting_on_a_lock(sessions: async_sessionmaker[AsyncSession], statement: str) -> None:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND starts_with(query, :statement)"
+    )
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with sessions() as s:
+            if (await s.execute(waiting, {"statement": statement})).scalar_one():
+                return
+        assert asyncio.get_running_loop().time() < deadline, f"{statement!r} never waited on a lock"
+        await asyncio.sleep(0.02)

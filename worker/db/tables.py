@@ -17,7 +17,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -105,8 +104,6 @@ class CalendarLink(Base):
     __tablename__ = "calendar_links"
     __table_args__ = (
         UniqueConstraint("connection_id", "calendar_id", name="uq_calendar_links_connection_calendar"),
-        # The target of unavailability's (link_id, resource_id) foreign key.
-        UniqueConstraint("id", "resource_id", name="uq_calendar_links_id_resource"),
         # At most one write calendar per resource, enforced by the database.
         Index("uq_calendar_links_one_write", "resource_id", unique=True, postgresql_where=text("write")),
         Index("ix_calendar_links_due", "next_attempt_at", postgresql_where=text("sync_requested_at IS NOT NULL")),
@@ -156,19 +153,16 @@ class CalendarLink(Base):
 
 
 class Unavailability(Base):
-    """A busy interval that an external event puts on a resource."""
+    """A busy interval that an external event puts on a resource.
+
+    No foreign keys (checked per row, they were a third of a full sync's insert cost): a
+    trigger deletes the rows of deleted links, and the only writer locks the link row
+    (unavailability.upsert). See alembic/versions/0004.
+    """
 
     __tablename__ = "unavailability"
     __table_args__ = (
         UniqueConstraint("link_id", "provider_event_id", name="uq_unavailability_link_event"),
-        # One key for both columns: a row's resource is its link's (never out of step), and an
-        # insert pays one foreign-key check, not two (a third of a bulk insert's cost).
-        ForeignKeyConstraint(
-            ["link_id", "resource_id"],
-            ["calendar_links.id", "calendar_links.resource_id"],
-            name="fk_unavailability_link_resource",
-            ondelete="CASCADE",
-        ),
         CheckConstraint("end_at > start_at", name="end_after_start"),
         CheckConstraint(
             "show_as IN ('busy', 'tentative', 'oof', 'working_elsewhere', 'free', 'unknown')", name="show_as"

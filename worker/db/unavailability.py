@@ -58,11 +58,13 @@ def _instant(index: int) -> str:
 # cost paid twice per event.
 _UPSERT = text(
     f"""
-WITH written AS (
+WITH link AS (  -- what a foreign key would check, once: the link exists, is this resource's, stays
+    SELECT id FROM calendar_links WHERE id = :link_id AND resource_id = :resource_id FOR KEY SHARE
+), written AS (
 INSERT INTO unavailability (resource_id, link_id, provider_event_id, start_at, end_at, all_day, show_as, rule, etag,
                             synced_at)
 SELECT :resource_id, :link_id, x->>0, {_instant(1)}, {_instant(2)}, CAST(x->3 AS boolean), x->>4, x->>5, x->>6, :now
-FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS x
+FROM link, jsonb_array_elements(CAST(:rows AS jsonb)) AS x
 ON CONFLICT (link_id, provider_event_id) DO UPDATE
 SET start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at, all_day = EXCLUDED.all_day,
     show_as = EXCLUDED.show_as, rule = EXCLUDED.rule, etag = EXCLUDED.etag, synced_at = EXCLUDED.synced_at
