@@ -531,7 +531,8 @@ async def test_event_created_after_a_cached_answer_is_excluded_after_its_push(
     settings: Any, engine: Any, redis: Redis, http: Any, sandbox: Any
 ) -> None:
     from jobs import push, sync
-    from tests.jobs.push_env import linked, push_env, until
+    from tests.jobs.push_env import linked, push_env
+    from tests.waiting import until
 
     async with push_env(settings, engine, redis, http, sandbox) as env:
         cal = await linked(env, "google")

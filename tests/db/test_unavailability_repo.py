@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.factories import make_connection, make_link, make_resource
+from tests.waiting import until
 from worker.db import unavailability as repo
 from worker.db.tables import CalendarLink, Unavailability
 from worker.db.unavailability import BusyRow
@@ -164,10 +165,9 @@ async def _until_waiting_on_a_lock(sessions: async_sessionmaker[AsyncSession], s
     waiting = text(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND starts_with(query, :statement)"
     )
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
+
+    async def blocked() -> int:
         async with sessions() as s:
-            if (await s.execute(waiting, {"statement": statement})).scalar_one():
-                return
-        assert asyncio.get_running_loop().time() < deadline, f"{statement!r} never waited on a lock"
-        await asyncio.sleep(0.02)
+            return int((await s.execute(waiting, {"statement": statement})).scalar_one())
+
+    await until(blocked, what=f"{statement!r} to wait on a lock")

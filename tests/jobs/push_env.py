@@ -9,11 +9,9 @@ refresh token) and a read link to the user's primary calendar, with a fresh e-ma
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,15 +101,3 @@ class Linked:
 async def linked(env: PushEnv, provider: str) -> Linked:
     acct = await make_sandbox_account(env.deps, env.sandbox, provider, tag="push")
     return Linked(env, provider, acct.email, acct.link.calendar_id, acct.resource.id, acct.connection.id, acct.link.id)
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, within: float = 10.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy (and return it); fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobs import push, sync
 from providers.sandbox import Sandbox
-from tests.jobs.push_env import Linked, PushEnv, linked, push_env, until
+from tests.jobs.push_env import Linked, PushEnv, linked, push_env
+from tests.waiting import until
 from worker.clock import ManualClock
 from worker.config import Settings
 from worker.db.tables import Unavailability
