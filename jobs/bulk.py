@@ -15,7 +15,7 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jobs.ingest import Ingest, Mapper, Tally, busy_policy, map_page_in_thread, prefetched, sync_window
+from jobs.ingest import Ingest, Mapper, Tally, busy_policy, map_page, prefetched, sync_window
 from jobs.sync import LeaseKeeper, client_for_sync, lease_link
 from providers.base import Window
 from providers.errors import ReauthRequiredError
@@ -167,7 +167,7 @@ async def _reconcile(deps: Deps, claim: Claim, span: BulkRange) -> Tally:
         pages = prefetched(client.list_changes(target.link.calendar_id, None, window))
         async with contextlib.aclosing(pages):
             async for page in pages:
-                await ingest.apply(await map_page_in_thread(page, mapper))
+                await ingest.apply(map_page(page, mapper))
                 await lease.keep()
         tally = await ingest.finish()
         await lease.fence(session)

@@ -104,11 +104,6 @@ def map_page(page: ChangePage, mapper: Mapper) -> PageRows:
     return PageRows(busy, gone, held, readable, any(e.series_id for e in page.events), ours, removed)
 
 
-async def map_page_in_thread(page: ChangePage, mapper: Mapper) -> PageRows:
-    """`map_page` off the event loop (pure CPU work), so fetching and writing keep moving."""
-    return await asyncio.to_thread(map_page, page, mapper)
-
-
 def _row(interval: BusyInterval, etag: str | None) -> BusyRow:
     return BusyRow(
         interval.event_id, interval.start, interval.end, interval.all_day, interval.show_as, interval.rule, etag

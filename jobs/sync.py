@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from jobs import sweeping
 from jobs.backoff import next_attempt
 from jobs.clients import provider_kit, tokens_for
-from jobs.ingest import Ingest, Mapper, Tally, busy_policy, map_page_in_thread, prefetched, sync_window
+from jobs.ingest import Ingest, Mapper, Tally, busy_policy, map_page, prefetched, sync_window
 from providers.base import CalendarClient, Window
 from providers.errors import CursorExpiredError, MalformedResponseError, ReauthRequiredError
 from providers.google.client import GoogleCalendarClient
@@ -237,7 +237,7 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
         async with contextlib.aclosing(pages):
             async for page in pages:
                 crashpoint("sync.after_page_fetched")
-                await ingest.apply(await map_page_in_thread(page, mapper))
+                await ingest.apply(map_page(page, mapper))
                 new_cursor = page.next_cursor or new_cursor
                 await lease.keep()
         tally = await ingest.finish()

@@ -10,16 +10,16 @@ It must not know about calendars, events or our database.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
+import msgspec
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -38,7 +38,9 @@ from providers.outlook.wire import CURSOR_EXPIRED_CODES, RETRYABLE_STATUSES
 log = structlog.get_logger(__name__)
 
 StatusMapper = Callable[[int, Any, Mapping[str, str]], None]
-HttpBody = dict[str, Any]
+# Turns a successful response's bytes into a typed body (msgspec decoders do); raises ValueError.
+Decoder = Callable[[bytes], Any]
+Page = TypeVar("Page")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +75,11 @@ class Authenticator(Protocol):
         ...
 
 
-async def read_ahead(
-    first: Awaitable[HttpBody], follow: Callable[[HttpBody], Awaitable[HttpBody] | None]
-) -> AsyncIterator[HttpBody]:
+async def read_ahead(first: Awaitable[Page], follow: Callable[[Page], Awaitable[Page] | None]) -> AsyncIterator[Page]:
     """Yield each page's body while the request for the next one (which `follow` makes from
     this body, or None on the last page) is already on the wire: the provider serves page
     N+1 while page N is parsed and stored, instead of idling between our requests."""
-    pending: asyncio.Future[HttpBody] | None = asyncio.ensure_future(first)
+    pending: asyncio.Future[Page] | None = asyncio.ensure_future(first)
     try:
         while pending is not None:
             body = await pending
@@ -152,8 +152,13 @@ class ProviderHttp:
         budget_key: str | None = None,
         interactive: bool = False,
         raise_for_status: StatusMapper | None = None,
+        decode: Decoder | None = None,
     ) -> HttpResponse:
-        """Send one logical request (retried as the policy allows) and return its answer."""
+        """Send one logical request (retried as the policy allows) and return its answer.
+
+        A successful body is decoded by `decode` when given (an unreadable one raises
+        MalformedResponseError), else as plain JSON; error bodies are always plain JSON.
+        """
         call = _Call(
             method=method,
             url=_with_query(url, params),
@@ -164,6 +169,7 @@ class ProviderHttp:
             budget_key=budget_key,
             interactive=interactive,
             raise_for_status=raise_for_status or self._raise_for_status,
+            decode=decode,
         )
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(errors.RetryableError),
@@ -197,7 +203,7 @@ class ProviderHttp:
         else:
             async with self._budget.slot(call.budget_key, interactive=call.interactive):
                 status, raw, resp_headers = await self._exchange(call, headers)
-        body = _decode(raw)
+        body = _typed(call.decode, raw) if call.decode is not None and status < 300 else _decode(raw)
         try:
             call.raise_for_status(status, body, resp_headers)
         except errors.RateLimitedError as exc:
@@ -267,6 +273,7 @@ class _Call:
     budget_key: str | None
     interactive: bool
     raise_for_status: StatusMapper
+    decode: Decoder | None
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -285,9 +292,16 @@ def _decode(raw: bytes) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return msgspec.json.decode(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
+
+
+def _typed(decode: Decoder, raw: bytes) -> Any:
+    try:
+        return decode(raw)
+    except ValueError as exc:
+        raise errors.MalformedResponseError(f"unreadable response: {exc}") from exc
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from providers import errors
 from providers.base import (
     AppointmentBody,
@@ -22,14 +24,15 @@ from providers.base import (
     Window,
     WrittenEvent,
 )
-from providers.google.mapping import appointment_body, event_id_for, parse_event
-from providers.google.wire import CalendarListEntry
+from providers.google.mapping import appointment_body, event_id_for, parse_event, parse_item
+from providers.google.wire import CalendarListEntry, EventsPage
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
-from providers.parsing import parse_page, single_event
+from providers.parsing import change_page, single_event
 
 # Google's maximum page size: fewer round trips per full sync.
 EVENTS_PAGE_SIZE = 2500
 CALENDARS_PAGE_SIZE = 250
+_EVENTS_PAGE = msgspec.json.Decoder(EventsPage)
 # Never e-mail attendees about calsync's writes.
 _QUIET = {"sendUpdates": "none"}
 
@@ -71,13 +74,13 @@ class GoogleCalendarClient:
         params = _list_params(cursor, window, self._page_size)
         path = f"/calendars/{quote_segment(calendar_id)}/events"
 
-        def follow(body: dict[str, Any]) -> Awaitable[dict[str, Any]] | None:
-            token = body.get("nextPageToken")
-            return self._call("GET", path, params={**params, "pageToken": token}) if token else None
+        def follow(body: EventsPage) -> Awaitable[EventsPage] | None:
+            token = body.nextPageToken
+            return self._events_page(path, {**params, "pageToken": token}) if token else None
 
-        async for body in read_ahead(self._call("GET", path, params=params), follow):
-            last = not body.get("nextPageToken")
-            page = await _page(body.get("items") or (), body.get("nextSyncToken") if last else None, full)
+        async for body in read_ahead(self._events_page(path, params), follow):
+            last = not body.nextPageToken
+            page = change_page(body.items or (), body.nextSyncToken if last else None, full, parse_item)
             if last or page.events or page.quarantined:
                 yield page
 
@@ -150,6 +153,20 @@ class GoogleCalendarClient:
         path = self._event_path(calendar_id, event_id)
         return _written(await self._call("PATCH", path, params=_QUIET, json_body=payload, headers=headers))
 
+    async def _events_page(self, path: str, params: Mapping[str, str]) -> EventsPage:
+        response = await self._http.request(
+            "GET",
+            self._base + path,
+            auth=self._tokens,
+            params=params,
+            budget_key=self._budget_key,
+            interactive=self._interactive,
+            decode=_EVENTS_PAGE.decode,
+        )
+        if not isinstance(response.body, EventsPage):
+            raise errors.MalformedResponseError("events.list answered without a body")
+        return response.body
+
     def _event_path(self, calendar_id: str, event_id: str) -> str:
         return f"/calendars/{quote_segment(calendar_id)}/events/{quote_segment(event_id)}"
 
@@ -189,10 +206,6 @@ def _list_params(cursor: str | None, window: Window, page_size: int) -> dict[str
     if cursor is not None:
         return {**params, "syncToken": cursor}
     return {**params, "timeMin": _rfc3339(window.start), "timeMax": _rfc3339(window.end)}
-
-
-async def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
-    return await parse_page(items, next_cursor, full, parse_event)
 
 
 def _event(raw: dict[str, Any]) -> ProviderEvent:

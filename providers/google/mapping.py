@@ -14,8 +14,10 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from providers.base import AppointmentBody, ProviderEvent, Quarantined, Response, ShowAs
+from providers.base import AppointmentBody, ProviderEvent, Response, ShowAs
+from providers.google import wire
 from providers.google.wire import APPOINTMENT_PROPERTY
+from providers.parsing import EventReader
 
 # Fixed namespace so an appointment id always yields the same Google event id.
 _ID_NAMESPACE = uuid.UUID("6f1c2a0e-4b7d-5e3a-9c1f-0d8e7a6b5c4d")
@@ -41,60 +43,52 @@ def event_id_for(appointment_id: str) -> str:
     return uuid.uuid5(_ID_NAMESPACE, appointment_id).hex
 
 
-def parse_event(raw: Mapping[str, Any]) -> ProviderEvent | Quarantined:
-    """A Google event as a ProviderEvent, or Quarantined when it cannot be read."""
-    event_id = raw.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        return Quarantined(id="", reason="event has no id", raw=raw)
-    try:
-        return _parse(event_id, raw)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        return Quarantined(id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw))
-
-
-def _parse(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent:
-    if raw.get("status") == "cancelled":
+def _parse(event_id: str, event: wire.Event) -> ProviderEvent:
+    if event.status == "cancelled":
         # Only id (and for instances recurringEventId) is guaranteed on a tombstone.
         return ProviderEvent(
             id=event_id,
-            series_id=raw.get("recurringEventId"),
+            series_id=event.recurringEventId,
             removed=True,
             status="cancelled",
-            etag=raw.get("etag"),
-            updated=_instant_or_none(raw.get("updated")),
+            etag=event.etag,
+            updated=_instant_or_none(event.updated),
         )
-    if raw.get("recurrence"):
+    if event.recurrence:
         raise ValueError("series master returned unexpanded")
-    start, end = raw["start"], raw["end"]
-    all_day = "date" in start
-    if all_day != ("date" in end):
+    start, end = event.start, event.end
+    if start is None or end is None:
+        raise ValueError("event has no start or no end")
+    all_day = start.date is not None
+    if all_day != (end.date is not None):
         raise ValueError("start and end mix all-day and timed values")
     return ProviderEvent(
         id=event_id,
-        series_id=raw.get("recurringEventId"),
-        status="tentative" if raw.get("status") == "tentative" else "confirmed",
+        series_id=event.recurringEventId,
+        status="tentative" if event.status == "tentative" else "confirmed",
         start=_when(start, all_day),
         end=_when(end, all_day),
         all_day=all_day,
-        time_zone=start.get("timeZone"),
-        show_as=_show_as(raw),
-        self_response=_self_response(raw),
-        appointment_tag=_appointment_tag(raw),
-        etag=raw.get("etag"),
-        updated=_instant_or_none(raw.get("updated")),
-        summary=raw.get("summary"),
+        time_zone=start.timeZone,
+        show_as=_show_as(event),
+        self_response=_self_response(event),
+        appointment_tag=_appointment_tag(event),
+        etag=event.etag,
+        updated=_instant_or_none(event.updated),
+        summary=event.summary,
     )
 
 
-def _when(value: Mapping[str, Any], all_day: bool) -> date | datetime:
+def _when(value: wire.EventDateTime, all_day: bool) -> date | datetime:
     if all_day:
-        return date.fromisoformat(value["date"])
-    parsed = datetime.fromisoformat(value["dateTime"])
+        return date.fromisoformat(value.date or "")
+    if value.dateTime is None:
+        raise ValueError("timed event without dateTime")
+    parsed = datetime.fromisoformat(value.dateTime)
     if parsed.tzinfo is None:
-        zone = value.get("timeZone")
-        if not zone:
+        if not value.timeZone:
             raise ValueError("dateTime without offset or timeZone")
-        parsed = parsed.replace(tzinfo=_zone(zone))
+        parsed = parsed.replace(tzinfo=_zone(value.timeZone))
     return parsed
 
 
@@ -106,28 +100,28 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
-def _show_as(raw: Mapping[str, Any]) -> ShowAs:
-    by_type = _EVENT_TYPE_SHOW_AS.get(raw.get("eventType", ""))
+def _show_as(event: wire.Event) -> ShowAs:
+    by_type = _EVENT_TYPE_SHOW_AS.get(event.eventType or "")
     if by_type is not None:
         return by_type
-    if raw.get("transparency") == "transparent":
+    if event.transparency == "transparent":
         return "free"
-    if raw.get("status") == "tentative":
+    if event.status == "tentative":
         return "tentative"
     return "busy"
 
 
-def _self_response(raw: Mapping[str, Any]) -> Response | None:
-    for attendee in raw.get("attendees") or ():
-        if attendee.get("self"):
-            return _RESPONSES.get(attendee.get("responseStatus", ""))
+def _self_response(event: wire.Event) -> Response | None:
+    for attendee in event.attendees or ():
+        if attendee.self:
+            return _RESPONSES.get(attendee.responseStatus or "")
     return None
 
 
-def _appointment_tag(raw: Mapping[str, Any]) -> str | None:
-    private = (raw.get("extendedProperties") or {}).get("private") or {}
-    tag = private.get(APPOINTMENT_PROPERTY)
-    return tag if isinstance(tag, str) and tag else None
+def _appointment_tag(event: wire.Event) -> str | None:
+    private = event.extendedProperties.private if event.extendedProperties else None
+    tag = (private or {}).get(APPOINTMENT_PROPERTY)
+    return tag or None
 
 
 def _instant_or_none(value: Any) -> datetime | None:
@@ -148,6 +142,13 @@ def _known_bounds(raw: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     if start is None or end is None or end <= start:
         return None
     return start, end
+
+
+_READER = EventReader(wire.Event, _parse, _known_bounds)
+# A Google event as a ProviderEvent, or Quarantined when it cannot be read: from a listing
+# page's raw item, or from JSON already decoded.
+parse_item = _READER.item
+parse_event = _READER.decoded
 
 
 def appointment_body(body: AppointmentBody) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """Typed shapes of the Google Calendar v3 JSON calsync reads and writes.
 
-TypedDicts rather than validating models: pages of 2,500 events are parsed on the hot
-path and mapping.py checks only the fields it uses. Reference:
+Event listings are msgspec structs (decoded in C, unread fields skipped); the rarer shapes
+are TypedDicts over plain decoded JSON. Reference:
 https://developers.google.com/workspace/calendar/api/v3/reference/events
 """
 
 from __future__ import annotations
 
 from typing import TypedDict
+
+import msgspec
 
 # The private extended property that marks an event as written by calsync.
 APPOINTMENT_PROPERTY = "calsyncAppointmentId"
@@ -18,47 +20,48 @@ RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "q
 CURSOR_EXPIRED_REASONS = frozenset({"fullSyncRequired", "updatedMinTooLongAgo"})
 
 
-class EventDateTime(TypedDict, total=False):
-    date: str
-    dateTime: str
-    timeZone: str
+# Event listings are decoded straight into these structs (msgspec, in C): a page of 2,500
+# events is the hot path of every full sync. Fields calsync does not read are skipped
+# unparsed; every field is optional, and mapping.py decides what an event must have.
+class EventDateTime(msgspec.Struct):
+    date: str | None = None
+    dateTime: str | None = None
+    timeZone: str | None = None
 
 
-class Attendee(TypedDict, total=False):
-    email: str
-    self: bool
-    responseStatus: str
-    organizer: bool
+class Attendee(msgspec.Struct):
+    email: str | None = None
+    self: bool = False
+    responseStatus: str | None = None
 
 
-class ExtendedProperties(TypedDict, total=False):
-    private: dict[str, str]
-    shared: dict[str, str]
+class ExtendedProperties(msgspec.Struct):
+    private: dict[str, str] | None = None
 
 
-class Event(TypedDict, total=False):
-    id: str
-    status: str
-    summary: str
-    description: str
-    location: str
-    start: EventDateTime
-    end: EventDateTime
-    transparency: str
-    eventType: str
-    recurrence: list[str]
-    recurringEventId: str
-    originalStartTime: EventDateTime
-    attendees: list[Attendee]
-    extendedProperties: ExtendedProperties
-    etag: str
-    updated: str
+class Event(msgspec.Struct):
+    id: str | None = None
+    status: str | None = None
+    summary: str | None = None
+    start: EventDateTime | None = None
+    end: EventDateTime | None = None
+    transparency: str | None = None
+    eventType: str | None = None
+    recurrence: list[str] | None = None
+    recurringEventId: str | None = None
+    attendees: list[Attendee] | None = None
+    extendedProperties: ExtendedProperties | None = None
+    etag: str | None = None
+    updated: str | None = None
 
 
-class Events(TypedDict, total=False):
-    items: list[Event]
-    nextPageToken: str
-    nextSyncToken: str
+class EventsPage(msgspec.Struct):
+    """One events.list page; each item stays raw JSON until mapping.parse_item reads it, so
+    one unreadable event is quarantined alone instead of failing its page."""
+
+    items: list[msgspec.Raw] | None = None
+    nextPageToken: str | None = None
+    nextSyncToken: str | None = None
 
 
 class CalendarListEntry(TypedDict, total=False):

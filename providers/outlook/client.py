@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from providers import errors
 from providers.base import (
     AppointmentBody,
@@ -23,15 +25,16 @@ from providers.base import (
     WrittenEvent,
 )
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
-from providers.outlook.mapping import appointment_body, graph_time, parse_event, transaction_id_for
-from providers.outlook.wire import Calendar
-from providers.parsing import parse_page, single_event
+from providers.outlook.mapping import appointment_body, graph_time, parse_event, parse_item, transaction_id_for
+from providers.outlook.wire import Calendar, DeltaPage
+from providers.parsing import change_page, single_event
 
 # 500 events per delta page: large pages, well under Graph's response-size limits.
 DELTA_PAGE_SIZE = 500
 # Every event time comes back in UTC, the only zone mapping.py needs to know.
 _PREFER_UTC = 'outlook.timezone="UTC"'
 _EVENT_HEADERS = {"Prefer": _PREFER_UTC}
+_DELTA_PAGE = msgspec.json.Decoder(DeltaPage)
 
 
 class GraphCalendarClient:
@@ -69,16 +72,16 @@ class GraphCalendarClient:
         full = cursor is None
         url = self._http.check_link(cursor) if cursor is not None else self._delta_start(calendar_id, window)
 
-        def follow(body: dict[str, Any]) -> Awaitable[dict[str, Any]] | None:
-            link = self._next(body.get("@odata.nextLink"))
-            return self._call("GET", link, headers=self._delta_headers) if link else None
+        def follow(body: DeltaPage) -> Awaitable[DeltaPage] | None:
+            link = self._next(body.next_link)
+            return self._delta_page(link) if link else None
 
-        async for body in read_ahead(self._call("GET", url, headers=self._delta_headers), follow):
-            last = self._next(body.get("@odata.nextLink")) is None
-            delta = body.get("@odata.deltaLink") if last else None
-            if last and not isinstance(delta, str):
+        async for body in read_ahead(self._delta_page(url), follow):
+            last = self._next(body.next_link) is None
+            delta = body.delta_link if last else None
+            if last and not delta:
                 raise errors.MalformedResponseError("delta page carries neither nextLink nor deltaLink")
-            page = await _page(body.get("value") or (), self._http.check_link(delta) if delta else None, full)
+            page = change_page(body.value or (), self._http.check_link(delta) if delta else None, full, parse_item)
             if last or page.events or page.quarantined:
                 yield page
 
@@ -166,6 +169,20 @@ class GraphCalendarClient:
     def _event_url(self, event_id: str) -> str:
         return f"{self._base}/me/events/{quote_segment(event_id)}"
 
+    async def _delta_page(self, url: str) -> DeltaPage:
+        response = await self._http.request(
+            "GET",
+            url,
+            auth=self._tokens,
+            headers=self._delta_headers,
+            budget_key=self._budget_key,
+            interactive=self._interactive,
+            decode=_DELTA_PAGE.decode,
+        )
+        if not isinstance(response.body, DeltaPage):
+            raise errors.MalformedResponseError("calendarView/delta answered without a body")
+        return response.body
+
     def _next(self, link: Any) -> str | None:
         return self._http.check_link(link) if isinstance(link, str) and link else None
 
@@ -191,10 +208,6 @@ class GraphCalendarClient:
         if not isinstance(response.body, dict):
             raise errors.MalformedResponseError(f"expected a JSON object from {method}")
         return response.body
-
-
-async def _page(items: Any, next_cursor: str | None, full: bool) -> ChangePage:
-    return await parse_page(items, next_cursor, full, parse_event)
 
 
 def _event(raw: dict[str, Any]) -> ProviderEvent:

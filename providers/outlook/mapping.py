@@ -13,10 +13,13 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from tzlocal.windows_tz import win_tz
 
-from providers.base import AppointmentBody, ProviderEvent, Quarantined, Response, ShowAs
+from providers.base import AppointmentBody, ProviderEvent, Response, ShowAs
+from providers.outlook import wire
 from providers.outlook.wire import APPOINTMENT_PROPERTY_ID, TRANSACTION_PREFIX
+from providers.parsing import EventReader
 
 _SHOW_AS: dict[str, ShowAs] = {
     "free": "free",
@@ -44,50 +47,43 @@ def transaction_id_for(appointment_id: str) -> str:
     return TRANSACTION_PREFIX + appointment_id
 
 
-def parse_event(raw: Mapping[str, Any]) -> ProviderEvent | Quarantined:
-    """A Graph event (or delta `@removed` entry) as a ProviderEvent, or Quarantined."""
-    event_id = raw.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        return Quarantined(id="", reason="event has no id", raw=raw)
-    if "@removed" in raw:
+def _parse(event_id: str, event: wire.Event) -> ProviderEvent:
+    if event.removed is not msgspec.UNSET:  # a delta entry for a deleted event
         return ProviderEvent(id=event_id, removed=True, status="cancelled")
-    try:
-        return _parse(event_id, raw)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        return Quarantined(id=event_id, reason=str(exc) or type(exc).__name__, raw=raw, bounds=_known_bounds(raw))
-
-
-def _parse(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent:
-    if raw.get("type") == "seriesMaster":
+    if event.type == "seriesMaster":
         raise ValueError("series master returned unexpanded")
-    all_day = bool(raw.get("isAllDay"))
-    start, end = raw["start"], raw["end"]
+    start, end = event.start, event.end
+    if start is None or end is None:
+        raise ValueError("event has no start or no end")
+    all_day = bool(event.isAllDay)
     return ProviderEvent(
         id=event_id,
-        series_id=raw.get("seriesMasterId"),
-        status="cancelled" if raw.get("isCancelled") else "confirmed",
+        series_id=event.seriesMasterId,
+        status="cancelled" if event.isCancelled else "confirmed",
         start=_when(start, all_day),
         end=_when(end, all_day),
         all_day=all_day,
-        time_zone=raw.get("originalStartTimeZone") or start.get("timeZone"),
-        show_as=_SHOW_AS.get(raw.get("showAs", "busy"), "unknown"),
-        self_response=_RESPONSES.get((raw.get("responseStatus") or {}).get("response", "")),
-        appointment_tag=_appointment_tag(raw),
-        etag=raw.get("@odata.etag"),
-        updated=_instant_or_none(raw.get("lastModifiedDateTime")),
-        summary=raw.get("subject"),
+        time_zone=event.originalStartTimeZone or start.timeZone,
+        show_as=_SHOW_AS.get(event.showAs or "busy", "unknown"),
+        self_response=_RESPONSES.get(event.responseStatus.response or "") if event.responseStatus else None,
+        appointment_tag=_appointment_tag(event),
+        etag=event.etag,
+        updated=_instant_or_none(event.lastModifiedDateTime),
+        summary=event.subject,
     )
 
 
-def _when(value: Mapping[str, Any], all_day: bool) -> date | datetime:
-    text = value["dateTime"]
+def _when(value: wire.DateTimeTimeZone, all_day: bool) -> date | datetime:
+    text = value.dateTime
+    if text is None:
+        raise ValueError("start or end without dateTime")
     if all_day:
         # All-day spans are midnight to midnight in one zone: only the date part matters,
         # and the resource's own zone decides which instants it covers.
         return date.fromisoformat(text[:10])
     parsed = datetime.fromisoformat(text)  # 3.11 accepts Graph's 7 fractional digits
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=_zone(value.get("timeZone") or "UTC"))
+        parsed = parsed.replace(tzinfo=_zone(value.timeZone or "UTC"))
     return parsed
 
 
@@ -101,12 +97,12 @@ def _zone(name: str) -> tzinfo:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
-def _appointment_tag(raw: Mapping[str, Any]) -> str | None:
-    for prop in raw.get("singleValueExtendedProperties") or ():
-        if str(prop.get("id", "")).lower() == _PROPERTY_ID and prop.get("value"):
-            return str(prop["value"])
-    transaction = raw.get("transactionId")
-    if isinstance(transaction, str) and transaction.startswith(TRANSACTION_PREFIX):
+def _appointment_tag(event: wire.Event) -> str | None:
+    for prop in event.singleValueExtendedProperties or ():
+        if (prop.id or "").lower() == _PROPERTY_ID and prop.value:
+            return prop.value
+    transaction = event.transactionId
+    if transaction is not None and transaction.startswith(TRANSACTION_PREFIX):
         return transaction[len(TRANSACTION_PREFIX) :] or None
     return None
 
@@ -129,6 +125,13 @@ def _known_bounds(raw: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     if start is None or end is None or end <= start:
         return None
     return start, end
+
+
+_READER = EventReader(wire.Event, _parse, _known_bounds)
+# A Graph event (or delta `@removed` entry) as a ProviderEvent, or Quarantined when it cannot
+# be read: from a delta page's raw item, or from JSON already decoded.
+parse_item = _READER.item
+parse_event = _READER.decoded
 
 
 def graph_time(value: datetime) -> str:

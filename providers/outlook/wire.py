@@ -1,13 +1,15 @@
 """Typed shapes of the Microsoft Graph calendar JSON calsync reads and writes.
 
-TypedDicts rather than validating models: delta pages are parsed on the hot path and
-mapping.py checks only the fields it uses. Reference:
+Delta pages are msgspec structs (decoded in C, unread fields skipped); the rarer shapes are
+TypedDicts over plain decoded JSON. Reference:
 https://learn.microsoft.com/graph/api/resources/event
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
+
+import msgspec
 
 # A fixed property-set GUID for calsync's tag; Graph names a string property by GUID + name.
 APPOINTMENT_PROPERTY_ID = "String {8d3f2c1a-6b5e-4f7d-9a0c-1e2b3c4d5e6f} Name calsyncAppointmentId"
@@ -20,49 +22,50 @@ CURSOR_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncst
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class DateTimeTimeZone(TypedDict, total=False):
-    dateTime: str
-    timeZone: str
+# Delta pages are decoded straight into these structs (msgspec, in C): they are the hot path
+# of every full sync. Fields calsync does not read are skipped unparsed; every field is
+# optional, and mapping.py decides what an event must have.
+class DateTimeTimeZone(msgspec.Struct):
+    dateTime: str | None = None
+    timeZone: str | None = None
 
 
-class ResponseStatus(TypedDict, total=False):
-    response: str
-    time: str
+class ResponseStatus(msgspec.Struct):
+    response: str | None = None
 
 
-class ExtendedProperty(TypedDict, total=False):
-    id: str
-    value: str
+class ExtendedProperty(msgspec.Struct):
+    id: str | None = None
+    value: str | None = None
 
 
-Event = TypedDict(
-    "Event",
-    {
-        "id": str,
-        "@removed": dict,
-        "@odata.etag": str,
-        "subject": str,
-        "start": DateTimeTimeZone,
-        "end": DateTimeTimeZone,
-        "isAllDay": bool,
-        "isCancelled": bool,
-        "showAs": str,
-        "type": str,
-        "seriesMasterId": str,
-        "responseStatus": ResponseStatus,
-        "originalStartTimeZone": str,
-        "lastModifiedDateTime": str,
-        "transactionId": str,
-        "singleValueExtendedProperties": list[ExtendedProperty],
-    },
-    total=False,
-)
+class Event(msgspec.Struct):
+    id: str | None = None
+    # Present (whatever its value) only on a delta entry for a deleted event.
+    removed: Any = msgspec.field(default=msgspec.UNSET, name="@removed")
+    etag: str | None = msgspec.field(default=None, name="@odata.etag")
+    subject: str | None = None
+    start: DateTimeTimeZone | None = None
+    end: DateTimeTimeZone | None = None
+    isAllDay: bool | None = None
+    isCancelled: bool | None = None
+    showAs: str | None = None
+    type: str | None = None
+    seriesMasterId: str | None = None
+    responseStatus: ResponseStatus | None = None
+    originalStartTimeZone: str | None = None
+    lastModifiedDateTime: str | None = None
+    transactionId: str | None = None
+    singleValueExtendedProperties: list[ExtendedProperty] | None = None
 
-DeltaPage = TypedDict(
-    "DeltaPage",
-    {"value": list[Event], "@odata.nextLink": str, "@odata.deltaLink": str},
-    total=False,
-)
+
+class DeltaPage(msgspec.Struct):
+    """One calendarView/delta page; each item stays raw JSON until mapping.parse_item reads
+    it, so one unreadable event is quarantined alone instead of failing its page."""
+
+    value: list[msgspec.Raw] | None = None
+    next_link: str | None = msgspec.field(default=None, name="@odata.nextLink")
+    delta_link: str | None = msgspec.field(default=None, name="@odata.deltaLink")
 
 
 class Calendar(TypedDict, total=False):

@@ -1,0 +1,67 @@
+"""A listing page's bytes → typed events: one unreadable item is quarantined alone, as it came."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+
+from providers.base import ProviderEvent
+from providers.google import mapping as google
+from providers.google.wire import EventsPage
+from providers.outlook import mapping as outlook
+from providers.outlook.wire import DeltaPage
+from providers.parsing import change_page
+
+T9 = datetime(2026, 5, 4, 9, tzinfo=UTC)
+T10 = datetime(2026, 5, 4, 10, tzinfo=UTC)
+
+GOOGLE_GOOD = {"id": "good", "status": "confirmed", "start": {"dateTime": "2026-05-04T09:00:00Z"}}
+GOOGLE_GOOD["end"] = {"dateTime": "2026-05-04T10:00:00Z"}
+GRAPH_GOOD = {"id": "good", "start": {"dateTime": "2026-05-04T09:00:00.0000000", "timeZone": "UTC"}}
+GRAPH_GOOD["end"] = {"dateTime": "2026-05-04T10:00:00.0000000", "timeZone": "UTC"}
+
+CASES = {
+    "google": (EventsPage, "items", google.parse_item, GOOGLE_GOOD),
+    "outlook": (DeltaPage, "value", outlook.parse_item, GRAPH_GOOD),
+}
+
+
+def listed(provider: str, items: list[Any]) -> list[Any]:
+    """The page's items as the client holds them: decoded as far as the page struct goes."""
+    struct, key, _, _ = CASES[provider]
+    page = msgspec.json.decode(json.dumps({key: items}).encode(), type=struct)
+    return list(getattr(page, key))
+
+
+@pytest.mark.parametrize("provider", CASES)
+def test_a_bad_item_is_quarantined_alone_with_its_json(provider: str) -> None:
+    _, _, parse_item, good = CASES[provider]
+    wrong_type = {**good, "id": "wrong", "start": "2026-05-04"}  # start must be an object
+    unreadable = {**good, "id": "late", "end": {"dateTime": "never", "timeZone": "UTC"}}
+    items = [good, wrong_type, 42, unreadable, {**good, "id": "good2", "summary": "x", "subject": "x"}]
+
+    page = change_page(listed(provider, items), "cursor", True, parse_item)
+
+    assert [(e.id, e.start, e.end) for e in page.events] == [("good", T9, T10), ("good2", T9, T10)]
+    held = {q.id: q for q in page.quarantined}
+    assert set(held) == {"wrong", "", "late"}
+    assert held["wrong"].raw == wrong_type and "start" in held["wrong"].reason
+    assert held[""].raw == {"item": 42}
+    assert held["late"].raw == unreadable and held["late"].bounds is None
+    assert page.next_cursor == "cursor"
+
+
+@pytest.mark.parametrize("provider", CASES)
+def test_a_listed_item_and_the_same_event_fetched_by_id_read_alike(provider: str) -> None:
+    _, _, parse_item, good = CASES[provider]
+    event = {**good, "attendees": [], "extra": {"nested": [1, 2]}}
+
+    (from_page,) = change_page(listed(provider, [event]), None, True, parse_item).events
+    from_dict = (google if provider == "google" else outlook).parse_event(event)
+
+    assert isinstance(from_dict, ProviderEvent)
+    assert from_page == from_dict
