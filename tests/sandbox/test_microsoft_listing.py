@@ -1,0 +1,119 @@
+"""Graph listings in the sandbox: the exact bytes served, and the cache of encoded events.
+
+Listings (calendarView, its delta, /events) are assembled from cached per-event JSON
+text; these tests pin that the bytes are still json.dumps' and that nothing stale is served.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from providers.sandbox.microsoft import events as ev
+from providers.sandbox.microsoft import render
+from providers.sandbox.microsoft.state import GraphState
+from tests.sandbox.test_microsoft_support import WINDOW, Graph, new_graph, timed
+
+DAILY = {
+    "pattern": {"type": "daily", "interval": 1},
+    "range": {"type": "numbered", "startDate": "2026-12-02", "numberOfOccurrences": 3},
+}
+LISTINGS = ("/me/calendarView", "/me/calendarView/delta", "/me/events")
+
+
+@pytest.fixture
+async def graph(sandbox: Any) -> AsyncIterator[Graph]:
+    """A Graph caller for a fresh mailbox."""
+    caller = await new_graph(sandbox)
+    yield caller
+    await caller.close()
+
+
+async def listed(graph: Graph, path: str, prefer: str = "odata.maxpagesize=2") -> dict[str, dict[str, Any]]:
+    """Every item of a listing by id, following nextLinks (and checking each page's bytes)."""
+    url, params = graph.base + path, (None if path == "/me/events" else WINDOW)
+    headers = {"Authorization": f"Bearer {graph.token}", "Prefer": prefer}
+    items: dict[str, dict[str, Any]] = {}
+    while url:
+        async with graph.session.get(url, params=params, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            raw = await resp.read()
+            assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+        page = json.loads(raw)
+        assert raw == json.dumps(page).encode()  # web.json_response's bytes: ", ", ": ", ASCII only
+        items |= {item["id"]: item for item in page["value"]}
+        url, params = page.get("@odata.nextLink"), None
+    return items
+
+
+async def seed(graph: Graph) -> tuple[str, str]:
+    """A single event with non-ASCII text and a daily series; returns their ids."""
+    body = {"contentType": "html", "content": "<p>Grüße ☃ 😀</p>"}
+    single = timed("2026-12-01T09:00:00", "2026-12-01T10:00:00", subject="Café “quoted”", body=body)
+    series = timed("2026-12-02T09:00:00", "2026-12-02T09:30:00", "Pacific Standard Time", subject="daily")
+    created = [await graph.call("POST", "/me/events", json=b) for b in (single, {**series, "recurrence": DAILY})]
+    assert [c.status for c in created] == [201, 201]
+    return created[0].body["id"], created[1].body["id"]
+
+
+async def test_listed_events_match_single_gets_byte_for_byte_format(graph: Graph) -> None:
+    await seed(graph)
+    for path in LISTINGS:
+        items = await listed(graph, path, 'odata.maxpagesize=2, outlook.timezone="Europe/Paris"')
+        assert items
+        for event_id, item in items.items():
+            one = await graph.call(
+                "GET", f"/me/events/{event_id}", headers={"Prefer": 'outlook.timezone="Europe/Paris"'}
+            )
+            assert {k: v for k, v in one.body.items() if k != "@odata.context"} == item
+
+
+async def test_edits_after_listing_are_listed_with_their_new_values(graph: Graph) -> None:
+    single_id, series_id = await seed(graph)
+    before = {path: await listed(graph, path) for path in LISTINGS}
+    occurrence_id = sorted(i for i in before["/me/calendarView"] if i not in (single_id, series_id))[1]
+    assert (await graph.call("PATCH", f"/me/events/{single_id}", json={"subject": "renamed"})).status == 200
+    assert (await graph.call("PATCH", f"/me/events/{occurrence_id}", json={"subject": "moved"})).status == 200
+    assert (await graph.call("PATCH", f"/me/events/{series_id}", json={"showAs": "free"})).status == 200
+    for path in LISTINGS:
+        after = await listed(graph, path)
+        assert after[single_id]["subject"] == "renamed"
+        assert after[single_id]["changeKey"] != before[path][single_id]["changeKey"]
+        for event_id, item in after.items():
+            assert item["showAs"] == ("free" if event_id != single_id else "busy")
+        if path != "/me/events":
+            assert after[occurrence_id]["subject"] == "moved" and after[occurrence_id]["type"] == "exception"
+
+
+async def test_mailbox_rename_and_time_zone_are_reflected(graph: Graph, sandbox: Any) -> None:
+    single_id, _ = await seed(graph)
+    for path in LISTINGS:
+        item = (await listed(graph, path))[single_id]
+        assert item["organizer"]["emailAddress"]["address"] == graph.email
+        assert item["start"] == {"dateTime": "2026-12-01T09:00:00.0000000", "timeZone": "UTC"}
+    box = sandbox.halves["microsoft"].state.mailbox(graph.email)
+    box.display_name, box.email = "Renamed Person", "renamed@contoso.test"
+    for path in LISTINGS:
+        item = (await listed(graph, path))[single_id]
+        assert item["organizer"] == {"emailAddress": {"name": "Renamed Person", "address": "renamed@contoso.test"}}
+        item = (await listed(graph, path, 'outlook.timezone="Pacific Standard Time"'))[single_id]
+        assert item["start"] == {"dateTime": "2026-12-01T01:00:00.0000000", "timeZone": "Pacific Standard Time"}
+
+
+def test_event_texts_are_event_json_encoded_and_stay_within_budget() -> None:
+    state = GraphState(lambda: datetime(2026, 11, 1, tzinfo=UTC))
+    box = state.create_mailbox("budget@contoso.test")
+    bodies = [timed(f"2026-12-{d:02d}T09:00:00", f"2026-12-{d:02d}T10:00:00", subject=f"d{d}") for d in range(1, 9)]
+    events = state.bulk_create(box, state.calendar(box, None), bodies)
+    size = len(render.encode(render.event_json(ev.master_instance(events[0]), box)))
+    texts = render.EventTexts(budget=3 * size)
+    for _ in range(2):
+        for event in events:
+            inst = ev.master_instance(event)
+            for select in (None, ["subject"]):
+                assert texts.get(inst, box, "UTC", select) == render.encode(render.event_json(inst, box, "UTC", select))
+                assert texts.chars <= texts.budget
