@@ -138,6 +138,8 @@ class Ingest:
 
     `full`: the pages are a complete listing, so `finish` deletes rows (and quarantined
     events) they did not return; with `range_`, only rows overlapping that range.
+    `fresh`: the link had no rows when the listing began (its first full sync), so an event
+    the listing has not returned before is a plain insert, not an upsert.
     """
 
     session: Any
@@ -146,7 +148,9 @@ class Ingest:
     now: datetime
     full: bool
     range_: Window | None = None
+    fresh: bool = False
     tally: Tally = field(default_factory=Tally)
+    _written: set[str] = field(default_factory=set)  # busy ids written so far, when fresh
     _kept: list[str] = field(default_factory=list)
     _held: list[str] = field(default_factory=list)
     _appointments: bool | None = None  # does the resource have confirmed appointments? (asked once)
@@ -154,9 +158,19 @@ class Ingest:
     async def apply(self, rows: PageRows) -> None:
         """Upsert busy rows, delete rows of events that no longer block, record the unreadable."""
         s, link = self.session, self.link_id
-        added, updated = await unavailability.upsert(
-            session=s, resource_id=self.resource_id, link_id=link, rows=rows.busy, now=self.now
+        busy = rows.busy
+        added = 0
+        if self.fresh:  # rows of ids this listing returned before (it may repeat one) are upserted
+            new = [r for r in busy if r.event_id not in self._written]
+            busy = [r for r in busy if r.event_id in self._written] if len(new) < len(busy) else []
+            self._written.update(r.event_id for r in new)
+            added = await unavailability.insert_new(
+                session=s, resource_id=self.resource_id, link_id=link, rows=new, now=self.now
+            )
+        upserted, updated = await unavailability.upsert(
+            session=s, resource_id=self.resource_id, link_id=link, rows=busy, now=self.now
         )
+        added += upserted
         self.tally.added += added
         self.tally.updated += updated
         self.tally.removed += await unavailability.delete_events(session=s, link_id=link, event_ids=rows.gone)

@@ -232,7 +232,8 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
     lease = LeaseKeeper(deps, link.id)
     new_cursor: str | None = None
     async with deps.sessions() as session, session.begin():
-        ingest = Ingest(session, link.resource_id, link.id, deps.clock.now(), full=cursor is None)
+        full, fresh = cursor is None, cursor is None and not target.has_rows
+        ingest = Ingest(session, link.resource_id, link.id, deps.clock.now(), full=full, fresh=fresh)
         pages = prefetched(client.list_changes(link.calendar_id, cursor, window))
         async with contextlib.aclosing(pages):
             async for page in pages:

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from jobs.ingest import Ingest, PageRows
 from tests.factories import make_connection, make_link, make_resource
 from tests.waiting import until
 from worker.db import unavailability as repo
@@ -121,6 +123,37 @@ async def test_a_page_of_ten_thousand_is_one_statement(
     assert await upsert(sessions, link, rows(10_000)) == (10_000, 0)
     async with sessions() as s, s.begin():
         assert await repo.delete_unseen(session=s, link_id=link.id, keep_ids=[f"e{i}" for i in range(5000)]) == 5000
+
+
+async def test_insert_new_writes_new_rows_and_refuses_existing_ones(
+    sessions: async_sessionmaker[AsyncSession], link: CalendarLink
+) -> None:
+    async with sessions() as s, s.begin():
+        assert await repo.insert_new(session=s, resource_id=link.resource_id, link_id=link.id, rows=rows(3), now=T) == 3
+        assert await repo.insert_new(session=s, resource_id="other", link_id=link.id, rows=rows(5)[3:], now=T) == 0
+    assert [i for i, _, _ in await stored(sessions, link)] == ["e0", "e1", "e2"]
+    with pytest.raises(IntegrityError):  # never a silent duplicate: the caller knows the link was empty
+        async with sessions() as s, s.begin():
+            await repo.insert_new(session=s, resource_id=link.resource_id, link_id=link.id, rows=rows(1), now=T)
+
+
+async def test_a_first_full_listing_inserts_and_still_upserts_an_id_it_repeats(
+    sessions: async_sessionmaker[AsyncSession], link: CalendarLink
+) -> None:
+    page1, page2 = rows(3), [BusyRow("e1", T + 5 * H, T + 6 * H), *rows(5)[3:]]  # e1 listed again, moved
+    async with sessions() as s, s.begin():
+        ingest = Ingest(s, link.resource_id, link.id, T, full=True, fresh=True)
+        for page in (page1, page2):
+            await ingest.apply(PageRows(page, [], [], [r.event_id for r in page]))
+        tally = await ingest.finish()
+    assert (tally.added, tally.updated, tally.removed) == (5, 1, 0)
+    assert [(i, start) for i, start, _ in await stored(sessions, link)] == [
+        ("e0", T),
+        ("e1", T + 5 * H),
+        ("e2", T + 2 * H),
+        ("e3", T + 3 * H),
+        ("e4", T + 4 * H),
+    ]
 
 
 async def _delete_link(sessions: async_sessionmaker[AsyncSession], link: CalendarLink) -> None:

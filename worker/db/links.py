@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, text, update
+from sqlalchemy import case, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worker.db.tables import CalendarLink, Company, ExternalCalendar, Resource
+from worker.db.tables import CalendarLink, Company, ExternalCalendar, Resource, Unavailability
 
 
 async def request_sync(
@@ -235,12 +235,14 @@ class SyncTarget:
     timezone: str
     company_settings: dict[str, Any]
     resource_settings: dict[str, Any]
+    has_rows: bool  # the link has unavailability rows (a first full sync can plainly insert)
 
 
 async def sync_target(*, session: AsyncSession, link_id: int) -> SyncTarget | None:
     """The link with its connection, resource time zone and busy-rule settings."""
+    has_rows = exists().where(Unavailability.link_id == CalendarLink.id)
     stmt = (
-        select(CalendarLink, ExternalCalendar, Resource.timezone, Company.settings, Resource.settings)
+        select(CalendarLink, ExternalCalendar, Resource.timezone, Company.settings, Resource.settings, has_rows)
         .join(ExternalCalendar, ExternalCalendar.id == CalendarLink.connection_id)
         .join(Resource, Resource.id == CalendarLink.resource_id)
         .join(Company, Company.id == Resource.company_id)
@@ -249,7 +251,7 @@ async def sync_target(*, session: AsyncSession, link_id: int) -> SyncTarget | No
     row = (await session.execute(stmt)).first()
     if row is None:
         return None
-    return SyncTarget(row[0], row[1], row[2], dict(row[3] or {}), dict(row[4] or {}))
+    return SyncTarget(row[0], row[1], row[2], dict(row[3] or {}), dict(row[4] or {}), bool(row[5]))
 
 
 async def read_links(
