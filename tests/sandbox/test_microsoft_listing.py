@@ -1,21 +1,14 @@
-"""Graph listings in the sandbox: the exact bytes served, and the cache of encoded events.
-
-Listings (calendarView, its delta, /events) are assembled from cached per-event JSON
-text; these tests pin that the bytes are still json.dumps' and that nothing stale is served.
-"""
+"""Graph listings in the sandbox (calendarView, its delta, /events): compact UTF-8 JSON, as
+Graph writes it, with the same values a single GET returns and nothing stale after edits."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from providers.sandbox.microsoft import events as ev
-from providers.sandbox.microsoft import render
-from providers.sandbox.microsoft.state import GraphState
 from tests.sandbox.test_microsoft_support import WINDOW, Graph, new_graph, timed
 
 DAILY = {
@@ -44,7 +37,7 @@ async def listed(graph: Graph, path: str, prefer: str = "odata.maxpagesize=2") -
             raw = await resp.read()
             assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
         page = json.loads(raw)
-        assert raw == json.dumps(page).encode()  # web.json_response's bytes: ", ", ": ", ASCII only
+        assert raw == json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
         items |= {item["id"]: item for item in page["value"]}
         url, params = page.get("@odata.nextLink"), None
     return items
@@ -60,7 +53,7 @@ async def seed(graph: Graph) -> tuple[str, str]:
     return created[0].body["id"], created[1].body["id"]
 
 
-async def test_listed_events_match_single_gets_byte_for_byte_format(graph: Graph) -> None:
+async def test_listed_events_match_single_gets(graph: Graph) -> None:
     await seed(graph)
     for path in LISTINGS:
         items = await listed(graph, path, 'odata.maxpagesize=2, outlook.timezone="Europe/Paris"')
@@ -102,18 +95,3 @@ async def test_mailbox_rename_and_time_zone_are_reflected(graph: Graph, sandbox:
         assert item["organizer"] == {"emailAddress": {"name": "Renamed Person", "address": "renamed@contoso.test"}}
         item = (await listed(graph, path, 'outlook.timezone="Pacific Standard Time"'))[single_id]
         assert item["start"] == {"dateTime": "2026-12-01T01:00:00.0000000", "timeZone": "Pacific Standard Time"}
-
-
-def test_event_texts_are_event_json_encoded_and_stay_within_budget() -> None:
-    state = GraphState(lambda: datetime(2026, 11, 1, tzinfo=UTC))
-    box = state.create_mailbox("budget@contoso.test")
-    bodies = [timed(f"2026-12-{d:02d}T09:00:00", f"2026-12-{d:02d}T10:00:00", subject=f"d{d}") for d in range(1, 9)]
-    events = state.bulk_create(box, state.calendar(box, None), bodies)
-    size = len(render.encode(render.event_json(ev.master_instance(events[0]), box)))
-    texts = render.EventTexts(budget=3 * size)
-    for _ in range(2):
-        for event in events:
-            inst = ev.master_instance(event)
-            for select in (None, ["subject"]):
-                assert texts.get(inst, box, "UTC", select) == render.encode(render.event_json(inst, box, "UTC", select))
-                assert texts.chars <= texts.budget

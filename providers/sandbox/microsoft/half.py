@@ -103,7 +103,6 @@ class MicrosoftHalf:
     def reset(self) -> None:
         """Forget mailboxes, grants and subscriptions (registered clients stay)."""
         self.state.reset()
-        self.graph.texts.clear()
         self.grants.reset()
         self.subscriptions.reset()
 

@@ -1,7 +1,4 @@
-"""Graph JSON for the sandbox's records: event, calendar, user. No I/O.
-
-Pure functions, plus `EventTexts`: a bounded cache of encoded events, since listings
-serve mostly the same immutable records again and again.
+"""Graph JSON for the sandbox's records: event, calendar, user. Pure functions, no I/O.
 
 Shapes follow https://learn.microsoft.com/graph/api/resources/event and
 .../resources/calendar; defaults are what Outlook returns for a plain event.
@@ -9,7 +6,6 @@ Shapes follow https://learn.microsoft.com/graph/api/resources/event and
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from providers.sandbox.microsoft import events as ev
@@ -50,9 +46,6 @@ EVENT_DEFAULTS: dict[str, Any] = {
     "onlineMeeting": None,
 }
 ALWAYS = ("@odata.etag", "id")  # $select never removes these
-# Characters of encoded events EventTexts keeps: ~150k plain events (~1.7 KB each), enough for
-# the ingest benchmark's 110k to be listed again without re-rendering.
-TEXT_CHARS_KEPT = 256 * 2**20
 # Graph's property order. Names the server computes come from `_computed`; the rest are the
 # client's values over EVENT_DEFAULTS. transactionId and originalStart appear only when set.
 ORDER = (
@@ -120,69 +113,6 @@ def event_json(
             if not wanted or key.lower() in wanted
         ]
     return _select(out, select)
-
-
-def encode(value: Any) -> str:
-    """JSON text exactly as `web.json_response` writes it (json.dumps' defaults)."""
-    return json.dumps(value)
-
-
-def page_text(context: str, values: list[str], links: dict[str, str]) -> str:
-    """`encode({"@odata.context": context, "value": [...], **links})` from already encoded values."""
-    tail = "".join(f", {encode(name)}: {encode(link)}" for name, link in links.items())
-    return f'{{"@odata.context": {encode(context)}, "value": [{", ".join(values)}]{tail}}}'
-
-
-class EventTexts:
-    """Events encoded as JSON text, cached by everything that determines the text.
-
-    Records are immutable (a write replaces the StoredEvent or Override), so an instance's
-    text is fixed by its records, its id, type and times, the requested zone, $select,
-    $expand, and the mailbox fields rendered into it (organizer). Entries keep their records
-    alive, so the ids in a key cannot be reused while the entry exists.
-    """
-
-    def __init__(self, budget: int = TEXT_CHARS_KEPT) -> None:
-        self.budget = budget
-        self.chars = 0
-        self._texts: dict[tuple[Any, ...], tuple[ev.StoredEvent, ev.Override | None, str]] = {}
-
-    def clear(self) -> None:
-        """Forget every text."""
-        self._texts.clear()
-        self.chars = 0
-
-    def get(
-        self,
-        inst: ev.Instance,
-        box: Mailbox,
-        tz_name: str = "UTC",
-        select: list[str] | None = None,
-        expand_ids: list[str] | None = None,
-    ) -> str:
-        """`encode(event_json(...))` for these arguments."""
-        key = (
-            id(inst.event),
-            id(inst.override),
-            inst.id,
-            inst.type,
-            inst.start,
-            inst.end,
-            tz_name,
-            box.display_name,
-            box.email,
-            None if select is None else tuple(select),
-            None if expand_ids is None else tuple(expand_ids),
-        )
-        hit = self._texts.get(key)
-        if hit is not None and hit[0] is inst.event and hit[1] is inst.override:
-            return hit[2]
-        text = encode(event_json(inst, box, tz_name, select, expand_ids))
-        if self.chars + len(text) > self.budget:
-            self.clear()  # crude but bounded; a listing refills it as it goes
-        self._texts[key] = (inst.event, inst.override, text)
-        self.chars += len(text)
-        return text
 
 
 def _computed(inst: ev.Instance, box: Mailbox, tz_name: str, merged: dict[str, Any]) -> dict[str, Any]:
