@@ -207,7 +207,8 @@ class Ingest:
             return self.tally
         s, link = self.session, self.link_id
         if self.range_ is None:
-            self.tally.removed += await unavailability.delete_unseen(session=s, link_id=link, keep_ids=self._kept)
+            if not self.fresh:  # a fresh link's rows are all this listing's: nothing to reconcile
+                self.tally.removed += await unavailability.delete_unseen(session=s, link_id=link, keep_ids=self._kept)
             await quarantine.delete_unseen(session=s, link_id=link, keep_ids=self._held)
         else:
             r = self.range_

@@ -27,7 +27,7 @@ from providers.base import (
 from providers.google.mapping import appointment_body, event_id_for, parse_event, parse_item
 from providers.google.wire import CalendarListEntry, EventsPage
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
-from providers.parsing import change_page, single_event
+from providers.parsing import parse_page, single_event
 
 # Google's maximum page size: fewer round trips per full sync.
 EVENTS_PAGE_SIZE = 2500
@@ -80,7 +80,7 @@ class GoogleCalendarClient:
 
         async for body in read_ahead(self._events_page(path, params), follow):
             last = not body.nextPageToken
-            page = change_page(body.items or (), body.nextSyncToken if last else None, full, parse_item)
+            page = await parse_page(body.items or (), body.nextSyncToken if last else None, full, parse_item)
             if last or page.events or page.quarantined:
                 yield page
 

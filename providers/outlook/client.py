@@ -27,7 +27,7 @@ from providers.base import (
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
 from providers.outlook.mapping import appointment_body, graph_time, parse_event, parse_item, transaction_id_for
 from providers.outlook.wire import Calendar, DeltaPage
-from providers.parsing import change_page, single_event
+from providers.parsing import parse_page, single_event
 
 # 500 events per delta page: large pages, well under Graph's response-size limits.
 DELTA_PAGE_SIZE = 500
@@ -81,7 +81,7 @@ class GraphCalendarClient:
             delta = body.delta_link if last else None
             if last and not delta:
                 raise errors.MalformedResponseError("delta page carries neither nextLink nor deltaLink")
-            page = change_page(body.value or (), self._http.check_link(delta) if delta else None, full, parse_item)
+            page = await parse_page(body.value or (), self._http.check_link(delta) if delta else None, full, parse_item)
             if last or page.events or page.quarantined:
                 yield page
 
