@@ -140,6 +140,8 @@ class Ingest:
     events) they did not return; with `range_`, only rows overlapping that range.
     `fresh`: the link had no rows when the listing began (its first full sync), so an event
     the listing has not returned before is a plain insert, not an upsert.
+    `held_before`: the link had quarantined events when the listing began (else a full
+    listing has none of those to forget).
     """
 
     session: Any
@@ -149,6 +151,7 @@ class Ingest:
     full: bool
     range_: Window | None = None
     fresh: bool = False
+    held_before: bool = True
     tally: Tally = field(default_factory=Tally)
     _written: set[str] = field(default_factory=set)  # busy ids written so far, when fresh
     _kept: list[str] = field(default_factory=list)
@@ -209,7 +212,8 @@ class Ingest:
         if self.range_ is None:
             if not self.fresh:  # a fresh link's rows are all this listing's: nothing to reconcile
                 self.tally.removed += await unavailability.delete_unseen(session=s, link_id=link, keep_ids=self._kept)
-            await quarantine.delete_unseen(session=s, link_id=link, keep_ids=self._held)
+            if self.held_before:
+                await quarantine.delete_unseen(session=s, link_id=link, keep_ids=self._held)
         else:
             r = self.range_
             self.tally.removed += await unavailability.delete_unseen_in_range(
