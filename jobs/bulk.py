@@ -164,6 +164,7 @@ async def _reconcile(deps: Deps, claim: Claim, span: BulkRange) -> Tally:
     lease = LeaseKeeper(deps, claim.link_id)
     async with deps.sessions() as session, session.begin():
         ingest = Ingest(session, target.link.resource_id, claim.link_id, deps.clock.now(), full=True, range_=window)
+        ingest.appointments = target.has_appointments
         pages = prefetched(client.list_changes(target.link.calendar_id, None, window))
         async with contextlib.aclosing(pages):
             async for page in pages:

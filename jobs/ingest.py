@@ -142,6 +142,8 @@ class Ingest:
     the listing has not returned before is a plain insert, not an upsert.
     `held_before`: the link had quarantined events when the listing began (else a full
     listing has none of those to forget).
+    `appointments`: the resource had confirmed appointments when the sync began (read with
+    the link, so a sync of a resource without any asks nothing more about conflicts).
     """
 
     session: Any
@@ -152,11 +154,11 @@ class Ingest:
     range_: Window | None = None
     fresh: bool = False
     held_before: bool = True
+    appointments: bool = True
     tally: Tally = field(default_factory=Tally)
     _written: set[str] = field(default_factory=set)  # busy ids written so far, when fresh
     _kept: list[str] = field(default_factory=list)
     _held: list[str] = field(default_factory=list)
-    _appointments: bool | None = None  # does the resource have confirmed appointments? (asked once)
 
     async def apply(self, rows: PageRows) -> None:
         """Upsert busy rows, delete rows of events that no longer block, record the unreadable."""
@@ -178,7 +180,7 @@ class Ingest:
         self.tally.updated += updated
         self.tally.removed += await unavailability.delete_events(session=s, link_id=link, event_ids=rows.gone)
         self.tally.quarantined += await quarantine.upsert(session=s, link_id=link, rows=rows.quarantined, now=self.now)
-        if (added or updated) and await self._has_appointments():  # only busy time written now can conflict
+        if (added or updated) and self.appointments:  # only busy time written now can conflict
             await external_changes.report_conflicts(
                 session=s,
                 resource_id=self.resource_id,
@@ -196,13 +198,6 @@ class Ingest:
             self._held += [q.event_id for q in rows.quarantined]
         else:
             await quarantine.release(session=s, link_id=link, event_ids=rows.readable)
-
-    async def _has_appointments(self) -> bool:
-        if self._appointments is None:
-            self._appointments = await external_changes.has_confirmed_appointments(
-                session=self.session, resource_id=self.resource_id
-            )
-        return self._appointments
 
     async def finish(self) -> Tally:
         """After the last page of a full listing: remove what the listing no longer returned."""

@@ -233,8 +233,8 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
     new_cursor: str | None = None
     async with deps.sessions() as session, session.begin():
         full, fresh = cursor is None, cursor is None and not target.has_rows
-        held = target.has_quarantined
-        ingest = Ingest(session, link.resource_id, link.id, deps.clock.now(), full=full, fresh=fresh, held_before=held)
+        ingest = Ingest(session, link.resource_id, link.id, deps.clock.now(), full=full, fresh=fresh)
+        ingest.held_before, ingest.appointments = target.has_quarantined, target.has_appointments
         pages = prefetched(client.list_changes(link.calendar_id, cursor, window))
         async with contextlib.aclosing(pages):
             async for page in pages:

@@ -73,16 +73,6 @@ WHERE u.link_id = :link_id AND u.synced_at = :now AND u.provider_event_id = ANY(
 )
 
 _COMPANY = text("SELECT company_id FROM resources WHERE id = :resource_id")
-_ANY_CONFIRMED = text(
-    "SELECT EXISTS (SELECT 1 FROM appointments WHERE resource_id = :resource_id AND status = 'confirmed')"
-)
-
-
-async def has_confirmed_appointments(*, session: AsyncSession, resource_id: str) -> bool:
-    """Whether a conflict is possible at all (most resources in a big sync have none)."""
-    return bool((await session.execute(_ANY_CONFIRMED, {"resource_id": resource_id})).scalar_one())
-
-
 async def _company(session: AsyncSession, resource_id: str) -> str | None:
     return (await session.execute(_COMPANY, {"resource_id": resource_id})).scalar_one_or_none()
 

@@ -16,7 +16,15 @@ from typing import Any
 from sqlalchemy import bindparam, case, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worker.db.tables import CalendarLink, Company, ExternalCalendar, QuarantinedEvent, Resource, Unavailability
+from worker.db.tables import (
+    Appointment,
+    CalendarLink,
+    Company,
+    ExternalCalendar,
+    QuarantinedEvent,
+    Resource,
+    Unavailability,
+)
 
 
 async def request_sync(
@@ -240,6 +248,7 @@ class SyncTarget:
     resource_settings: dict[str, Any]
     has_rows: bool  # the link has unavailability rows (a first full sync can plainly insert)
     has_quarantined: bool  # the link has quarantined events
+    has_appointments: bool  # the resource has confirmed appointments (busy rows may conflict)
 
 
 # Built once (once per sync, building it each time was a quarter of its CPU).
@@ -252,6 +261,7 @@ _SYNC_TARGET = (
         Resource.settings,
         exists().where(Unavailability.link_id == CalendarLink.id),
         exists().where(QuarantinedEvent.link_id == CalendarLink.id),
+        exists().where(Appointment.resource_id == CalendarLink.resource_id, Appointment.status == "confirmed"),
     )
     .join(ExternalCalendar, ExternalCalendar.id == CalendarLink.connection_id)
     .join(Resource, Resource.id == CalendarLink.resource_id)
@@ -265,7 +275,9 @@ async def sync_target(*, session: AsyncSession, link_id: int) -> SyncTarget | No
     row = (await session.execute(_SYNC_TARGET, {"link_id": link_id})).first()
     if row is None:
         return None
-    return SyncTarget(row[0], row[1], row[2], dict(row[3] or {}), dict(row[4] or {}), bool(row[5]), bool(row[6]))
+    link, connection, timezone, company, resource, has_rows, has_quarantined, has_appointments = row
+    settings = (dict(company or {}), dict(resource or {}))
+    return SyncTarget(link, connection, timezone, *settings, has_rows, has_quarantined, has_appointments)
 
 
 async def read_links(
