@@ -7,11 +7,11 @@ changes nothing writes nothing and does not purge caches.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,7 @@ class BusySpan:
     rule: str
 
 
+_ENCODER = msgspec.json.Encoder()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -84,11 +85,11 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FROM written
 
 
 def _json_rows(rows: Sequence[BusyRow]) -> str:
-    """[[id, start, end, all_day, show_as, rule, etag], ...]: arrays encode twice as fast as objects."""
-    return json.dumps(
-        [[r.event_id, _micros(r.start), _micros(r.end), r.all_day, r.show_as, r.rule, r.etag] for r in rows],
-        separators=(",", ":"),
-    )
+    """[[id, start, end, all_day, show_as, rule, etag], ...]: arrays encode twice as fast as
+    objects, and msgspec twice as fast as json.dumps."""
+    return _ENCODER.encode(
+        [[r.event_id, _micros(r.start), _micros(r.end), r.all_day, r.show_as, r.rule, r.etag] for r in rows]
+    ).decode()
 
 
 def _micros(instant: datetime) -> int:
@@ -96,7 +97,7 @@ def _micros(instant: datetime) -> int:
 
 
 def _json_ids(ids: Sequence[str]) -> str:
-    return json.dumps(list(ids), separators=(",", ":"))
+    return _ENCODER.encode(ids).decode()
 
 
 async def upsert(
