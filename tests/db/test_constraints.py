@@ -36,7 +36,7 @@ async def test_unavailability_unique_per_link_and_end_after_start(
     link = await make_link(sessions, connection=await make_connection(sessions, resource=resource))
     row = dict(resource_id=resource.id, link_id=link.id, provider_event_id="e1")
     await _add(sessions, Unavailability(**row, start_at=T0, end_at=T0 + timedelta(hours=1)))
-    with pytest.raises(IntegrityError, match="uq_unavailability_link_event"):
+    with pytest.raises(IntegrityError, match="pk_unavailability"):
         await _add(sessions, Unavailability(**row, start_at=T0, end_at=T0 + timedelta(hours=2)))
     with pytest.raises(IntegrityError, match="end_after_start"):
         await _add(sessions, Unavailability(**{**row, "provider_event_id": "e2"}, start_at=T0, end_at=T0))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Sequence,
     String,
     Text,
     UniqueConstraint,
@@ -157,12 +158,12 @@ class Unavailability(Base):
 
     No foreign keys (checked per row, they were a third of a full sync's insert cost): a
     trigger deletes the rows of deleted links, and the only writer locks the link row
-    (unavailability.upsert). See alembic/versions/0004.
+    (unavailability.upsert). See alembic/versions/0004. The primary key is the natural one;
+    `id` (shown in availability answers) has a sequence but no index (alembic/versions/0005).
     """
 
     __tablename__ = "unavailability"
     __table_args__ = (
-        UniqueConstraint("link_id", "provider_event_id", name="uq_unavailability_link_event"),
         CheckConstraint("end_at > start_at", name="end_after_start"),
         CheckConstraint(
             "show_as IN ('busy', 'tentative', 'oof', 'working_elsewhere', 'free', 'unknown')", name="show_as"
@@ -170,10 +171,10 @@ class Unavailability(Base):
         Index("ix_unavailability_resource_range", "resource_id", "start_at", "end_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    link_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    provider_event_id: Mapped[str] = mapped_column(String(1100), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Sequence("unavailability_id_seq"), nullable=False)
     resource_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    link_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    provider_event_id: Mapped[str] = mapped_column(String(1100), nullable=False)
     start_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
     end_at: Mapped[datetime] = mapped_column(TZ, nullable=False)
     all_day: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), nullable=False)
