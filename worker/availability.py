@@ -87,18 +87,20 @@ def free_between(
 
 def parse_instant(text: str, zone: ZoneInfo) -> datetime:
     """An ISO date (local midnight) or datetime (local wall time when it has no offset), in UTC."""
+    # A wall time inside a spring-forward gap (fold=0) resolves with the pre-gap offset,
+    # which lands just after the gap: where the local day really resumes.
+    return _as_written(text, zone).astimezone(UTC)
+
+
+def _as_written(text: str, zone: ZoneInfo) -> datetime:
     text = text.strip()
     try:
         if len(text) == 10:
-            local = datetime.combine(date.fromisoformat(text), time(), tzinfo=zone)
-        else:
-            parsed = datetime.fromisoformat(text)
-            local = parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+            return datetime.combine(date.fromisoformat(text), time(), tzinfo=zone)
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
     except ValueError:
         raise RangeError(f"{text!r} is not an ISO date or datetime") from None
-    # A wall time inside a spring-forward gap (fold=0) resolves with the pre-gap offset,
-    # which lands just after the gap: where the local day really resumes.
-    return local.astimezone(UTC)
 
 
 def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
@@ -107,11 +109,12 @@ def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
 
 def resolve_range(start_text: str, end_text: str, zone: ZoneInfo, *, max_days: int) -> Interval:
     """The query range in UTC; end after start and at most max_days long."""
-    start = parse_instant(start_text, zone)
-    end = parse_instant(end_text, zone)
+    start_local, end_local = _as_written(start_text, zone), _as_written(end_text, zone)
+    start, end = start_local.astimezone(UTC), end_local.astimezone(UTC)
     if end <= start:
         raise RangeError("endDate must be after startDate")
-    # Measured on the wall clock: a local day is one day even when clocks change (23 or 25 hours).
-    if _wall(end, zone) - _wall(start, zone) > timedelta(days=max_days):
+    # Measured on the wall clock as asked: a local day is one day even when clocks change
+    # (23 or 25 hours), and even when its closing midnight falls in a gap (Santiago).
+    if _wall(end_local, zone) - _wall(start_local, zone) > timedelta(days=max_days):
         raise RangeError(f"the range may cover at most {max_days} days")
     return Interval(start, end)
