@@ -10,6 +10,7 @@ It must not know about calendars, events or our database.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -293,6 +294,10 @@ def _decode(raw: bytes) -> Any:
         return None
     try:
         return msgspec.json.decode(raw)
+    except ValueError:
+        pass
+    try:  # msgspec refuses lone surrogate escapes, which the JSON module reads
+        return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
 

@@ -8,6 +8,7 @@ is quarantined with its JSON as it came, never fatal to its page.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -20,6 +21,37 @@ from providers.base import ChangePage, ProviderEvent, Quarantined
 # Reads one listed item (raw JSON, or an already decoded value); never raises for bad input.
 Parser = Callable[[Any], ProviderEvent | Quarantined]
 Bounds = tuple[datetime, datetime]
+
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+class ListingDecoder(Generic[P]):
+    """A listing page's bytes → its struct, items left raw for `EventReader.item`.
+
+    msgspec refuses a lone UTF-16 surrogate escape ("\\ud83d", a subject cut mid-emoji),
+    which the JSON module and the providers accept: such a page is read by the JSON module
+    instead, its items as plain values, so one odd string never fails its whole calendar.
+    """
+
+    def __init__(self, struct: type[P], items: str):
+        self._struct = struct
+        self._decoder = msgspec.json.Decoder(struct)
+        self._items = items
+
+    def __call__(self, raw: bytes) -> P:
+        try:
+            return self._decoder.decode(raw)
+        except msgspec.ValidationError:
+            raise  # the envelope has the wrong shape: a malformed answer
+        except msgspec.DecodeError:
+            body = json.loads(raw)  # still unreadable: ValueError, a malformed answer
+        if not isinstance(body, dict):
+            raise ValueError("a listing page is not a JSON object")
+        items = body.pop(self._items, None)
+        page = msgspec.convert(body, self._struct)
+        setattr(page, self._items, items)
+        return page
 
 
 class _Identified(Protocol):
@@ -35,7 +67,8 @@ class EventReader(Generic[E]):
 
     `read` raises ValueError, TypeError, KeyError or AttributeError for an event it cannot
     use; such an event, and one that does not fit `struct`, becomes Quarantined with its
-    JSON as it came and whatever `known_bounds` finds in it.
+    JSON as it came and whatever `known_bounds` finds in it; unless it has no id (then it
+    blocks nothing), or `tombstone` reads it as a removal (then it is one).
     """
 
     def __init__(
@@ -43,14 +76,18 @@ class EventReader(Generic[E]):
         struct: type[E],
         read: Callable[[str, E], ProviderEvent],
         known_bounds: Callable[[Mapping[str, Any]], Bounds | None],
+        tombstone: Callable[[str, Mapping[str, Any]], ProviderEvent | None],
     ):
         self._struct = struct
         self._decoder = msgspec.json.Decoder(struct)
         self._read = read
         self._known_bounds = known_bounds
+        self._tombstone = tombstone
 
-    def item(self, raw: msgspec.Raw) -> ProviderEvent | Quarantined:
-        """One item of a listing page, still raw JSON."""
+    def item(self, raw: msgspec.Raw | Any) -> ProviderEvent | Quarantined:
+        """One item of a listing page, still raw JSON (or plain, see ListingDecoder)."""
+        if not isinstance(raw, msgspec.Raw):
+            return self.decoded(raw)
         try:
             event = self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
@@ -75,11 +112,15 @@ class EventReader(Generic[E]):
             raw = _plain(source)
             return Quarantined(event.id, str(exc) or type(exc).__name__, raw, self._known_bounds(raw))
 
-    def _unreadable(self, raw: Any, reason: str) -> Quarantined:
+    def _unreadable(self, raw: Any, reason: str) -> ProviderEvent | Quarantined:
+        # An item that does not fit the struct: still a removal if it says so (only the id
+        # counts on a tombstone), else quarantined, blocking its known bounds if it has an id.
         if not isinstance(raw, dict):
             return Quarantined("", "item is not an object", {"item": raw})
         event_id = raw.get("id")
-        return Quarantined(event_id if isinstance(event_id, str) else "", reason, raw, self._known_bounds(raw))
+        if not isinstance(event_id, str) or not event_id:
+            return Quarantined("", reason, raw)
+        return self._tombstone(event_id, raw) or Quarantined(event_id, reason, raw, self._known_bounds(raw))
 
 
 def _plain(source: Any) -> Any:

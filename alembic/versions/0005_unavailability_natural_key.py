@@ -8,6 +8,9 @@ their meeting point: with eight writers, dropping it cut PostgreSQL's CPU per in
 by a fifth (measured for the issue #6 note). The natural key's unique constraint becomes
 the primary key (in one transaction); `id` keeps its sequence default, so ids stay unique.
 
+The new key's index is built under the table's exclusive lock: on a large table, plan the
+upgrade for a quiet moment (syncs wait on it; availability reads too).
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-24 22:30:00

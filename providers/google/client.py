@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from providers import errors
 from providers.base import (
     AppointmentBody,
@@ -27,12 +25,12 @@ from providers.base import (
 from providers.google.mapping import appointment_body, event_id_for, parse_event, parse_item
 from providers.google.wire import CalendarListEntry, EventsPage
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
-from providers.parsing import parse_page, single_event
+from providers.parsing import ListingDecoder, parse_page, single_event
 
 # Google's maximum page size: fewer round trips per full sync.
 EVENTS_PAGE_SIZE = 2500
 CALENDARS_PAGE_SIZE = 250
-_EVENTS_PAGE = msgspec.json.Decoder(EventsPage)
+_EVENTS_PAGE = ListingDecoder(EventsPage, "items")
 # Never e-mail attendees about calsync's writes.
 _QUIET = {"sendUpdates": "none"}
 
@@ -161,7 +159,7 @@ class GoogleCalendarClient:
             params=params,
             budget_key=self._budget_key,
             interactive=self._interactive,
-            decode=_EVENTS_PAGE.decode,
+            decode=_EVENTS_PAGE,
         )
         if not isinstance(response.body, EventsPage):
             raise errors.MalformedResponseError("events.list answered without a body")

@@ -144,7 +144,16 @@ def _known_bounds(raw: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     return start, end
 
 
-_READER = EventReader(wire.Event, _parse, _known_bounds)
+def _tombstone(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent | None:
+    """A cancelled event whose other fields do not fit: removed all the same."""
+    if raw.get("status") != "cancelled":
+        return None
+    series = raw.get("recurringEventId")
+    series_id = series if isinstance(series, str) else None
+    return ProviderEvent(id=event_id, series_id=series_id, removed=True, status="cancelled")
+
+
+_READER = EventReader(wire.Event, _parse, _known_bounds, _tombstone)
 # A Google event as a ProviderEvent, or Quarantined when it cannot be read: from a listing
 # page's raw item, or from JSON already decoded.
 parse_item = _READER.item

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from providers import errors
 from providers.base import (
     AppointmentBody,
@@ -27,14 +25,14 @@ from providers.base import (
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
 from providers.outlook.mapping import appointment_body, graph_time, parse_event, parse_item, transaction_id_for
 from providers.outlook.wire import Calendar, DeltaPage
-from providers.parsing import parse_page, single_event
+from providers.parsing import ListingDecoder, parse_page, single_event
 
 # 500 events per delta page: large pages, well under Graph's response-size limits.
 DELTA_PAGE_SIZE = 500
 # Every event time comes back in UTC, the only zone mapping.py needs to know.
 _PREFER_UTC = 'outlook.timezone="UTC"'
 _EVENT_HEADERS = {"Prefer": _PREFER_UTC}
-_DELTA_PAGE = msgspec.json.Decoder(DeltaPage)
+_DELTA_PAGE = ListingDecoder(DeltaPage, "value")
 
 
 class GraphCalendarClient:
@@ -177,7 +175,7 @@ class GraphCalendarClient:
             headers=self._delta_headers,
             budget_key=self._budget_key,
             interactive=self._interactive,
-            decode=_DELTA_PAGE.decode,
+            decode=_DELTA_PAGE,
         )
         if not isinstance(response.body, DeltaPage):
             raise errors.MalformedResponseError("calendarView/delta answered without a body")

@@ -129,7 +129,12 @@ def _known_bounds(raw: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     return start, end
 
 
-_READER = EventReader(wire.Event, _parse, _known_bounds)
+def _tombstone(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent | None:
+    """A delta `@removed` entry whose other fields do not fit: removed all the same."""
+    return ProviderEvent(id=event_id, removed=True, status="cancelled") if "@removed" in raw else None
+
+
+_READER = EventReader(wire.Event, _parse, _known_bounds, _tombstone)
 # A Graph event (or delta `@removed` entry) as a ProviderEvent, or Quarantined when it cannot
 # be read: from a delta page's raw item, or from JSON already decoded.
 parse_item = _READER.item

@@ -211,3 +211,17 @@ async def test_second_calendar_syncs_separately(sandbox: Sandbox, account: MakeA
 
     other = replace(acct, calendar_id=extra["id"])
     assert [e.summary for p in await pages(other, None) for e in p.events] == ["team"]
+
+
+async def test_an_event_with_a_lone_surrogate_in_its_title_still_syncs(
+    sandbox: Sandbox, account: MakeAccount, provider: str
+) -> None:
+    acct = await account(provider)
+    cut = await sandbox.control.create_event(provider, acct.email, acct.event(T0, title="x\ud83d"), acct.calendar_id)
+    plain = await sandbox.control.create_event(provider, acct.email, acct.event(T0, title="plain"), acct.calendar_id)
+
+    result = await pages(acct, None)
+
+    listed = {e.id: e.summary for p in result for e in p.events}
+    assert listed == {cut["id"]: "x\ud83d", plain["id"]: "plain"}
+    assert not any(p.quarantined for p in result) and result[-1].next_cursor

@@ -155,7 +155,7 @@ async def extend_lease(*, session: AsyncSession, link_id: int, owner: str, until
 _COMPLETE = text(
     """
 UPDATE calendar_links
-SET last_synced_at = :now, consecutive_failures = 0, last_error = NULL, next_attempt_at = NULL,
+SET last_synced_at = :now, updated_at = now(), consecutive_failures = 0, last_error = NULL, next_attempt_at = NULL,
     lease_owner = NULL, lease_expires_at = NULL, sync_cursor = COALESCE(:cursor, sync_cursor),
     window_start = COALESCE(:window_start, window_start), window_end = COALESCE(:window_end, window_end)
 WHERE id = :link_id AND lease_owner = :owner

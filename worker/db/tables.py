@@ -157,8 +157,8 @@ class Unavailability(Base):
     """A busy interval that an external event puts on a resource.
 
     No foreign keys (checked per row, they were a third of a full sync's insert cost): a
-    trigger deletes the rows of deleted links, and the only writer locks the link row
-    (unavailability.upsert). See alembic/versions/0004. The primary key is the natural one;
+    trigger deletes the rows of deleted links, and both writers lock the link row
+    (unavailability.upsert and insert_new). See alembic/versions/0004. The primary key is the natural one;
     `id` (shown in availability answers) has a sequence but no index (alembic/versions/0005).
     """
 
