@@ -105,3 +105,19 @@ async def test_quarantined_events_are_kept_counted_and_block_known_bounds(connec
     async with deps.sessions() as session:
         assert await quarantine.counts(session=session, link_ids=[cal.link_id]) == {cal.link_id: 1}
     assert ("bad", t, t + 2 * H) in await cal.rows()
+
+
+async def test_an_unreadable_event_with_a_lone_surrogate_is_still_kept(connect: Connect) -> None:
+    cal = await connect("google")
+    deps = cal.deps
+    t = day_start(2) + 9 * H
+    mapper = Mapper(ZoneInfo("UTC"), sync_window(deps.clock.now(), deps.settings.sync), DEFAULT_POLICY)
+    cut = Quarantined("cut", "unreadable recurrence", {"id": "cut", "summary": "x\ud83d"}, (t, t + H))
+
+    async with deps.sessions() as session, session.begin():  # jsonb refuses a lone surrogate
+        ingest = Ingest(session, cal.resource_id, cal.link_id, deps.clock.now(), full=True)
+        await ingest.apply(map_page(ChangePage((), (cut,), next_cursor="c1", full_sync=True), mapper))
+
+    async with deps.sessions() as session:
+        assert await quarantine.counts(session=session, link_ids=[cal.link_id]) == {cal.link_id: 1}
+    assert await cal.rows() == [("cut", t, t + H)]

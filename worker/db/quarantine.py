@@ -41,10 +41,17 @@ async def upsert(*, session: AsyncSession, link_id: int, rows: Sequence[Quaranti
         "now": now,
         "ids": [r.event_id for r in rows],
         "reasons": [r.reason for r in rows],
-        "raws": [json.dumps(r.raw, default=str) for r in rows],
+        "raws": [_storable(r.raw) for r in rows],
     }
     await session.execute(_UPSERT, params)
     return len(rows)
+
+
+def _storable(raw: Any) -> str:
+    """The raw JSON as PostgreSQL's jsonb takes it: a lone UTF-16 surrogate (a string cut
+    mid-emoji, which providers send and jsonb refuses) becomes U+FFFD; the rest is kept."""
+    text = json.dumps(raw, default=str, ensure_ascii=False)
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 async def release(*, session: AsyncSession, link_id: int, event_ids: Sequence[str]) -> int:
