@@ -163,8 +163,9 @@ async def _reconcile(deps: Deps, claim: Claim, span: BulkRange) -> Tally:
     client = client_for_sync(deps, target.connection, interactive=True)
     lease = LeaseKeeper(deps, claim.link_id)
     async with deps.sessions() as session, session.begin():
-        ingest = Ingest(session, target.link.resource_id, claim.link_id, deps.clock.now(), full=True, range_=window)
-        ingest.appointments = target.has_appointments
+        resource_id, now = target.link.resource_id, deps.clock.now()
+        appointments = target.has_appointments
+        ingest = Ingest(session, resource_id, claim.link_id, now, full=True, range_=window, appointments=appointments)
         pages = prefetched(client.list_changes(target.link.calendar_id, None, window))
         async with contextlib.aclosing(pages):
             async for page in pages:

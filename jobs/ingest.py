@@ -156,8 +156,7 @@ class Ingest:
     held_before: bool = True
     appointments: bool = True
     tally: Tally = field(default_factory=Tally)
-    _written: set[str] = field(default_factory=set)  # busy ids written so far, when fresh
-    _kept: list[str] = field(default_factory=list)
+    _kept: set[str] = field(default_factory=set)  # busy ids of a full listing so far
     _held: list[str] = field(default_factory=list)
 
     async def apply(self, rows: PageRows) -> None:
@@ -166,9 +165,8 @@ class Ingest:
         busy = rows.busy
         added = 0
         if self.fresh:  # rows of ids this listing returned before (it may repeat one) are upserted
-            new = [r for r in busy if r.event_id not in self._written]
-            busy = [r for r in busy if r.event_id in self._written] if len(new) < len(busy) else []
-            self._written.update(r.event_id for r in new)
+            new = [r for r in busy if r.event_id not in self._kept]
+            busy = [r for r in busy if r.event_id in self._kept]
             added = await unavailability.insert_new(
                 session=s, resource_id=self.resource_id, link_id=link, rows=new, now=self.now
             )
@@ -194,7 +192,7 @@ class Ingest:
         self.tally.events += len(rows.readable) + len(rows.quarantined)
         self.tally.series |= rows.series
         if self.full:
-            self._kept += [r.event_id for r in rows.busy]
+            self._kept.update(r.event_id for r in rows.busy)
             self._held += [q.event_id for q in rows.quarantined]
         else:
             await quarantine.release(session=s, link_id=link, event_ids=rows.readable)
@@ -203,16 +201,16 @@ class Ingest:
         """After the last page of a full listing: remove what the listing no longer returned."""
         if not self.full:
             return self.tally
-        s, link = self.session, self.link_id
+        s, link, kept = self.session, self.link_id, list(self._kept)
         if self.range_ is None:
             if not self.fresh:  # a fresh link's rows are all this listing's: nothing to reconcile
-                self.tally.removed += await unavailability.delete_unseen(session=s, link_id=link, keep_ids=self._kept)
+                self.tally.removed += await unavailability.delete_unseen(session=s, link_id=link, keep_ids=kept)
             if self.held_before:
                 await quarantine.delete_unseen(session=s, link_id=link, keep_ids=self._held)
         else:
             r = self.range_
             self.tally.removed += await unavailability.delete_unseen_in_range(
-                session=s, link_id=link, keep_ids=self._kept, start=r.start, end=r.end
+                session=s, link_id=link, keep_ids=kept, start=r.start, end=r.end
             )
         return self.tally
 

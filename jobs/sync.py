@@ -232,9 +232,17 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
     lease = LeaseKeeper(deps, link.id)
     new_cursor: str | None = None
     async with deps.sessions() as session, session.begin():
-        full, fresh = cursor is None, cursor is None and not target.has_rows
-        ingest = Ingest(session, link.resource_id, link.id, deps.clock.now(), full=full, fresh=fresh)
-        ingest.held_before, ingest.appointments = target.has_quarantined, target.has_appointments
+        full = cursor is None
+        ingest = Ingest(
+            session,
+            link.resource_id,
+            link.id,
+            deps.clock.now(),
+            full=full,
+            fresh=full and not target.has_rows,
+            held_before=target.has_quarantined,
+            appointments=target.has_appointments,
+        )
         pages = prefetched(client.list_changes(link.calendar_id, cursor, window))
         async with contextlib.aclosing(pages):
             async for page in pages:

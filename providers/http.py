@@ -20,7 +20,6 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
-import msgspec
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -293,10 +292,6 @@ def _decode(raw: bytes) -> Any:
     if not raw:
         return None
     try:
-        return msgspec.json.decode(raw)
-    except ValueError:
-        pass
-    try:  # msgspec refuses lone surrogate escapes, which the JSON module reads
         return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -131,33 +131,23 @@ def _plain(source: Any) -> Any:
 SLICE = 64
 
 
-def change_page(items: Iterable[Any], next_cursor: str | None, full: bool, parse: Parser) -> ChangePage:
-    """A page of parsed events; what cannot be parsed is quarantined, never fatal."""
-    events: list[ProviderEvent] = []
-    quarantined: list[Quarantined] = []
-    _parse_into(items, parse, events, quarantined)
-    return ChangePage(tuple(events), tuple(quarantined), next_cursor, full)
-
-
 async def parse_page(items: Sequence[Any], next_cursor: str | None, full: bool, parse: Parser) -> ChangePage:
-    """`change_page`, yielding to the event loop between slices of items: the request for the
-    next page (started by `http.read_ahead`) waits on the loop for its budget slot and its
-    send, and would otherwise leave only after this page's milliseconds of parsing."""
+    """A page of parsed events; what cannot be parsed is quarantined, never fatal.
+
+    It yields to the event loop between slices of items: the request for the next page
+    (started by `http.read_ahead`) waits on the loop for its budget slot and its send, and
+    would otherwise leave only after this page's milliseconds of parsing."""
     events: list[ProviderEvent] = []
     quarantined: list[Quarantined] = []
     for at in range(0, len(items), SLICE):
         await asyncio.sleep(0)
-        _parse_into(items[at : at + SLICE], parse, events, quarantined)
+        for raw in items[at : at + SLICE]:
+            parsed = parse(raw)
+            if isinstance(parsed, ProviderEvent):
+                events.append(parsed)
+            else:
+                quarantined.append(parsed)
     return ChangePage(tuple(events), tuple(quarantined), next_cursor, full)
-
-
-def _parse_into(items: Iterable[Any], parse: Parser, events: list[ProviderEvent], held: list[Quarantined]) -> None:
-    for raw in items:
-        parsed = parse(raw)
-        if isinstance(parsed, ProviderEvent):
-            events.append(parsed)
-        else:
-            held.append(parsed)
 
 
 def single_event(raw: Any, parse: Parser) -> ProviderEvent:

@@ -14,7 +14,7 @@ from providers.google import mapping as google
 from providers.google.wire import EventsPage
 from providers.outlook import mapping as outlook
 from providers.outlook.wire import APPOINTMENT_PROPERTY_ID, DeltaPage
-from providers.parsing import ListingDecoder, change_page
+from providers.parsing import ListingDecoder, parse_page
 
 T9 = datetime(2026, 5, 4, 9, tzinfo=UTC)
 T10 = datetime(2026, 5, 4, 10, tzinfo=UTC)
@@ -38,13 +38,13 @@ def listed(provider: str, items: list[Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("provider", CASES)
-def test_a_bad_item_is_quarantined_alone_with_its_json(provider: str) -> None:
+async def test_a_bad_item_is_quarantined_alone_with_its_json(provider: str) -> None:
     _, _, parse_item, good = CASES[provider]
     wrong_type = {**good, "id": "wrong", "start": "2026-05-04"}  # start must be an object
     unreadable = {**good, "id": "late", "end": {"dateTime": "never", "timeZone": "UTC"}}
     items = [good, wrong_type, 42, unreadable, {**good, "id": "good2", "summary": "x", "subject": "x"}]
 
-    page = change_page(listed(provider, items), "cursor", True, parse_item)
+    page = await parse_page(listed(provider, items), "cursor", True, parse_item)
 
     assert [(e.id, e.start, e.end) for e in page.events] == [("good", T9, T10), ("good2", T9, T10)]
     held = {q.id: q for q in page.quarantined}
@@ -56,11 +56,11 @@ def test_a_bad_item_is_quarantined_alone_with_its_json(provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", CASES)
-def test_a_listed_item_and_the_same_event_fetched_by_id_read_alike(provider: str) -> None:
+async def test_a_listed_item_and_the_same_event_fetched_by_id_read_alike(provider: str) -> None:
     _, _, parse_item, good = CASES[provider]
     event = {**good, "attendees": [], "extra": {"nested": [1, 2]}}
 
-    (from_page,) = change_page(listed(provider, [event]), None, True, parse_item).events
+    (from_page,) = (await parse_page(listed(provider, [event]), None, True, parse_item)).events
     from_dict = (google if provider == "google" else outlook).parse_event(event)
 
     assert isinstance(from_dict, ProviderEvent)
@@ -68,7 +68,7 @@ def test_a_listed_item_and_the_same_event_fetched_by_id_read_alike(provider: str
 
 
 @pytest.mark.parametrize("provider", CASES)
-def test_a_lone_surrogate_escape_does_not_fail_its_page(provider: str) -> None:
+async def test_a_lone_surrogate_escape_does_not_fail_its_page(provider: str) -> None:
     struct, key, parse_item, good = CASES[provider]
     cut = {**good, "id": "cut", "summary": "x\ud83d", "subject": "x\ud83d"}  # a subject cut mid-emoji
     raw = json.dumps({key: [good, cut], "nextPageToken": None}).encode()  # json writes "\ud83d"
@@ -76,12 +76,12 @@ def test_a_lone_surrogate_escape_does_not_fail_its_page(provider: str) -> None:
         msgspec.json.decode(raw, type=struct)  # why ListingDecoder exists
 
     page = ListingDecoder(struct, key)(raw)
-    events = change_page(getattr(page, key), None, True, parse_item).events
+    events = (await parse_page(getattr(page, key), None, True, parse_item)).events
 
     assert [(e.id, e.summary) for e in events] == [("good", None), ("cut", "x\ud83d")]
 
 
-def test_renamed_and_nested_fields_are_read_from_a_listing() -> None:
+async def test_renamed_and_nested_fields_are_read_from_a_listing() -> None:
     tag = {"id": APPOINTMENT_PROPERTY_ID, "value": "appt-1"}
     graph_items = [
         {**GRAPH_GOOD, "@odata.etag": 'W/"e1"', "singleValueExtendedProperties": [tag]},
@@ -91,8 +91,8 @@ def test_renamed_and_nested_fields_are_read_from_a_listing() -> None:
     private = {"private": {"calsyncAppointmentId": "appt-2"}}
     google_items = [{**GOOGLE_GOOD, "etag": '"e2"', "attendees": [attendee], "extendedProperties": private}]
 
-    (ours, gone) = change_page(listed("outlook", graph_items), None, True, outlook.parse_item).events
-    (mine,) = change_page(listed("google", google_items), None, True, google.parse_item).events
+    (ours, gone) = (await parse_page(listed("outlook", graph_items), None, True, outlook.parse_item)).events
+    (mine,) = (await parse_page(listed("google", google_items), None, True, google.parse_item)).events
 
     assert (ours.etag, ours.appointment_tag, gone.removed) == ('W/"e1"', "appt-1", True)
     assert (mine.etag, mine.self_response, mine.appointment_tag) == ('"e2"', "declined", "appt-2")
@@ -105,15 +105,15 @@ def test_renamed_and_nested_fields_are_read_from_a_listing() -> None:
         ("outlook", {"id": "gone", "@removed": {"reason": "deleted"}, "start": 5}),
     ],
 )
-def test_a_removal_whose_other_fields_do_not_fit_is_still_a_removal(provider: str, item: dict[str, Any]) -> None:
-    page = change_page(listed(provider, [item]), None, False, CASES[provider][2])
+async def test_a_removal_whose_other_fields_do_not_fit_is_still_a_removal(provider: str, item: dict[str, Any]) -> None:
+    page = await parse_page(listed(provider, [item]), None, False, CASES[provider][2])
 
     assert [(e.id, e.removed) for e in page.events] == [("gone", True)] and not page.quarantined
 
 
 @pytest.mark.parametrize("provider", CASES)
-def test_an_item_without_a_usable_id_blocks_nothing(provider: str) -> None:
+async def test_an_item_without_a_usable_id_blocks_nothing(provider: str) -> None:
     good = CASES[provider][3]
-    (held,) = change_page(listed(provider, [{**good, "id": 7}]), None, True, CASES[provider][2]).quarantined
+    (held,) = (await parse_page(listed(provider, [{**good, "id": 7}]), None, True, CASES[provider][2])).quarantined
 
     assert (held.id, held.bounds) == ("", None)

@@ -175,8 +175,8 @@ async def complete_sync(
     """Store the new cursor and window (each kept when None), clear failures and release the
     lease (fenced by owner)."""
     start, end = window or (None, None)
-    params = {"now": now, "cursor": cursor, "window_start": start, "window_end": end, "link_id": link_id}
-    result = await session.execute(_COMPLETE, {**params, "owner": owner})
+    params = {"now": now, "cursor": cursor, "window_start": start, "window_end": end}
+    result = await session.execute(_COMPLETE, params | {"link_id": link_id, "owner": owner})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -158,8 +158,9 @@ class Unavailability(Base):
 
     No foreign keys (checked per row, they were a third of a full sync's insert cost): a
     trigger deletes the rows of deleted links, and both writers lock the link row
-    (unavailability.upsert and insert_new). See alembic/versions/0004. The primary key is the natural one;
-    `id` (shown in availability answers) has a sequence but no index (alembic/versions/0005).
+    (unavailability.upsert and insert_new). See alembic/versions/0004. The primary key is
+    the natural one; `id` (shown in availability answers) has a sequence but no index
+    (alembic/versions/0005).
     """
 
     __tablename__ = "unavailability"
