@@ -72,7 +72,7 @@ def settings_for(db: str, redis: str, sb: Sandbox) -> Settings:
 
 async def add_link(deps: Deps, resource_id: str, **conn: Any) -> CalendarLink:
     """An active Google connection with one read link, synced just now."""
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         connection = ExternalCalendar(resource_id=resource_id, provider="google", status="active", **conn)
         session.add(connection)
         await session.flush()
@@ -90,13 +90,13 @@ async def add_link(deps: Deps, resource_id: str, **conn: Any) -> CalendarLink:
 
 async def busy_resource(deps: Deps, rows: int) -> str:
     """A resource with `rows` 20-minute busy rows, one every 30 minutes from START."""
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await create_resource(session=session, resource_id="bench-busy", company_id="bench", timezone="Europe/Paris")
     link = await add_link(deps, "bench-busy")
     busy = [
         BusyRow(f"e{i}", START + timedelta(minutes=30 * i), START + timedelta(minutes=30 * i + 20)) for i in range(rows)
     ]
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await upsert(session=session, resource_id="bench-busy", link_id=link.id, rows=busy, now=deps.clock.now())
     return "bench-busy"
 
@@ -114,7 +114,7 @@ async def synced_resource(deps: Deps, sb: Sandbox) -> tuple[str, str]:
             "end": {"dateTime": (start + timedelta(minutes=30)).isoformat()},
         }
         await sb.control.create_event("google", email, body)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await create_resource(session=session, resource_id="bench-sync", company_id="bench")
     link = await add_link(
         deps, "bench-sync", account_email=email, refresh_token_enc=deps.cipher.encrypt(issued["refresh_token"])

@@ -95,7 +95,7 @@ async def connect(stack: Stack, cals: Sequence[Cal]) -> None:
     """Give every calendar a new resource, connection and read link (as after OAuth + select),
     so each run is a first full sync into an empty link."""
     deps = stack.deps
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         for cal in cals:
             resource = await create_resource(session=session, resource_id=f"r-{uuid.uuid4().hex}", company_id="bench")
             conn = ExternalCalendar(
@@ -168,12 +168,12 @@ async def _graph_pages(http: aiohttp.ClientSession, url: str, headers: dict[str,
 async def naive_sync(stack: Stack, cal: Cal) -> None:
     """The obvious implementation: fetch with the client, then one ORM INSERT per event."""
     deps = stack.deps
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         target = await links.sync_target(session=session, link_id=cal.link_id)
     assert target is not None
     client = sync.client_for_sync(deps, target.connection, interactive=False)
     window = sync_window(deps.clock.now(), deps.settings.sync)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         async for page in client.list_changes(cal.calendar_id, None, window):
             for event in page.events:
                 busy = to_busy(event, resource_tz=ZoneInfo("UTC"), window=window, policy=DEFAULT_POLICY)

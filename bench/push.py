@@ -149,7 +149,7 @@ async def fake_channels(deps: Deps, n: int, *, status: str = "error") -> list[st
     Their connections are not active, so no sync or renewal ever touches them: only webhooks.
     """
     now = deps.clock.now()
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await create_resource(session=session, resource_id=f"bench-{status}-{n}", company_id="bench")
         conn_ids: list[int] = []
         for page in range(0, n, PAGE):  # a statement carries at most 65,535 parameters
@@ -181,7 +181,7 @@ async def fake_channels(deps: Deps, n: int, *, status: str = "error") -> list[st
 async def clear_requests(deps: Deps, stop: asyncio.Event) -> None:
     """Play the sync engine: take pending requests every 100 ms."""
     while not stop.is_set():
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await session.execute(
                 update(CalendarLink).where(CalendarLink.sync_requested_at.is_not(None)).values(sync_requested_at=None)
             )
@@ -230,7 +230,7 @@ async def real_calendar(deps: Deps, sb: Sandbox) -> tuple[int, str]:
     """A sandbox user connected with one read link, synced, with a real channel; (link id, resource id)."""
     await sb.control.create_user("google", EMAIL)
     issued = await sb.control.issue_tokens("google", EMAIL)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await create_resource(session=session, resource_id="bench-real", company_id="bench")
         connection = ExternalCalendar(
             resource_id="bench-real",
@@ -252,7 +252,7 @@ async def real_calendar(deps: Deps, sb: Sandbox) -> tuple[int, str]:
 
 
 async def _row_committed(deps: Deps, event_id: str) -> bool:
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         stmt = select(func.count()).where(Unavailability.provider_event_id == event_id)
         return bool((await session.execute(stmt)).scalar_one())
 
@@ -286,7 +286,7 @@ async def change_latency(deps: Deps, sb: Sandbox, link_id: int, resource_id: str
 
 async def storm(deps: Deps, sb: Sandbox, url: str, link_id: int) -> None:
     """1,000 messages for one calendar in one second (a known token on its channel), syncs counted."""
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.begin_channel(
             session=session, link_id=link_id, push_id="bench-storm", secret_hash=secret_hash(TOKEN)
         )
@@ -312,7 +312,7 @@ async def idle(deps: Deps, links: int, seconds: float) -> None:
     await fake_channels(deps, links, status="active")
     # Active connections without tokens would fail a sync: park them as synced now, so only the
     # periodic jobs' own work is measured (the sweeps run, find nothing due, sleep).
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await session.execute(
             update(CalendarLink).where(CalendarLink.push_id.like("bench-active-%")).values(last_synced_at=func.now())
         )

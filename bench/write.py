@@ -64,7 +64,7 @@ async def make_resource(stack: Stack, i: int, provider: str) -> Resource:
     user = await stack.sandbox.control.create_user(sb, email)
     issued = await stack.sandbox.control.issue_tokens(sb, email)
     calendar_id = next(c["id"] for c in user["calendars"] if c["primary"])
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await create_resource(session=session, resource_id=f"res-{i}", company_id=f"co-{i}")
         conn = ExternalCalendar(
             resource_id=f"res-{i}",
@@ -138,14 +138,14 @@ async def confirm_at_once(stack: Stack, resources: list[Resource], ids: list[str
                 "version": 1,
             }
         )
-    async with stack.deps.sessions() as session, session.begin():
+    async with stack.deps.sessions.begin() as session:
         await session.execute(text(MAIN_API_UPSERT), rows)
     await wakeups.wake(stack.deps.redis, stack.deps.prefix, wakeups.OUTBOX)
 
 
 async def outbox_empty(stack: Stack, *, deadline: float) -> None:
     while time.monotonic() < deadline:
-        async with stack.deps.sessions() as session:
+        async with stack.deps.sessions.begin() as session:
             if await outbox.count(session=session) == 0:
                 return
         await asyncio.sleep(0.02)

@@ -62,7 +62,7 @@ async def start_bulk(
 ) -> str:
     """Record a bulk job over the resource's read calendars (of one connection, if named)."""
     job_id = str(uuid.uuid4())
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         read = await links.read_links(
             session=session, resource_id=resource_id, connection_id=connection_id, active_only=False
         )
@@ -85,7 +85,7 @@ async def run_bulk(deps: Deps, job_id: str, resource_id: str) -> str:
         return await _run(deps, job_id, resource_id)
     except Exception as exc:
         log.warning("bulk.failed", job_id=job_id, error=type(exc).__name__)
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             job = await sync_jobs.get_job(session=session, resource_id=resource_id, job_id=job_id)
             progress = job.progress if job else {}
             await sync_jobs.finish_job(
@@ -100,7 +100,7 @@ async def run_bulk(deps: Deps, job_id: str, resource_id: str) -> str:
 
 
 async def _run(deps: Deps, job_id: str, resource_id: str) -> str:
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         job = await sync_jobs.get_job(session=session, resource_id=resource_id, job_id=job_id)
     if job is None:
         raise LookupError(f"no bulk job {job_id}")
@@ -117,7 +117,7 @@ async def _run(deps: Deps, job_id: str, resource_id: str) -> str:
     failed = [e for e in progress["calendars"] if e["status"] == "failed"]
     status = "failed" if failed else "succeeded"
     error = "; ".join(f"{e['calendarId']}: {e['error']}" for e in failed)[:2000] or None
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await sync_jobs.finish_job(
             session=session, job_id=job_id, status=status, progress=progress, error=error, now=deps.clock.now()
         )
@@ -128,7 +128,7 @@ async def _run(deps: Deps, job_id: str, resource_id: str) -> str:
 
 
 async def _save(deps: Deps, job_id: str, progress: dict[str, Any]) -> None:
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await sync_jobs.save_progress(session=session, job_id=job_id, progress=progress)
 
 
@@ -146,14 +146,14 @@ async def _bulk_link(deps: Deps, link_id: int, span: BulkRange) -> dict[str, Any
         log.warning("bulk.calendar_failed", link_id=link_id, error=type(exc).__name__)
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
     finally:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await links.release(session=session, link_id=link_id, owner=deps.worker_id, restore=claim)
     counts = {"events": tally.events, "added": tally.added, "updated": tally.updated, "removed": tally.removed}
     return {"status": "done", **counts}
 
 
 async def _reconcile(deps: Deps, claim: Claim, span: BulkRange) -> Tally:
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         target = await links.sync_target(session=session, link_id=claim.link_id)
     if target is None:
         raise LookupError("the calendar link is gone")
@@ -162,7 +162,7 @@ async def _reconcile(deps: Deps, claim: Claim, span: BulkRange) -> Tally:
     mapper = Mapper(tz, _hull(window, sync_window(deps.clock.now(), deps.settings.sync)), _policy(target))
     client = client_for_sync(deps, target.connection, interactive=True)
     lease = LeaseKeeper(deps, claim.link_id)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         resource_id, now = target.link.resource_id, deps.clock.now()
         appointments = target.has_appointments
         ingest = Ingest(session, resource_id, claim.link_id, now, full=True, range_=window, appointments=appointments)
@@ -186,7 +186,7 @@ def _policy(target: SyncTarget) -> Any:
 
 
 async def _reauth(deps: Deps, link_id: int, reason: str) -> None:
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         target = await links.sync_target(session=session, link_id=link_id)
         if target is not None:
             await mark_reauth_required(

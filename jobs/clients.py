@@ -101,7 +101,7 @@ def tokens_for(deps: Deps, kit: ProviderKit, connection: ExternalCalendar) -> Ac
     cipher = deps.cipher
 
     async def persist(access_token: str, expires_at: datetime, rotated: str | None) -> None:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await store_tokens(
                 session=session,
                 connection_id=connection.id,

@@ -123,7 +123,7 @@ async def take_state(deps: Deps, state: str) -> repo.AuthRequest:
     if not state or len(state) > 512:
         raise ConnectError("state_invalid", "This link is not valid. Ask for a new one.")
     try:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             return await repo.consume_state(session=session, state_hash=repo.state_hash(state), now=deps.clock.now())
     except repo.StateRefused as exc:
         if exc.reason == "expired":
@@ -155,7 +155,7 @@ async def reject(deps: Deps, state: str, error: str) -> None:
 
 
 async def _record(deps: Deps, connection_id: int, error: str) -> None:
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.record_error(session=session, connection_id=connection_id, error=error)
 
 
@@ -229,7 +229,7 @@ async def _store(
 ) -> bool:
     """One transaction: tokens, active status, the primary link and its first sync request."""
     now = deps.clock.now()
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         alive = await repo.activate(
             session=session,
             connection_id=request.connection_id,
@@ -288,7 +288,7 @@ async def disconnect(deps: Deps, connection_id: int, *, wait: bool = False) -> b
     The provider side runs in the background unless `wait` (the CLI, which exits after).
     Returns False if the connection did not exist (a second DELETE is harmless).
     """
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         connection = await repo.get_connection(session=session, connection_id=connection_id)
         if connection is None:
             return False
@@ -306,11 +306,11 @@ async def disconnect(deps: Deps, connection_id: int, *, wait: bool = False) -> b
 
 async def remove_resource(deps: Deps, resource_id: str, *, wait: bool = False) -> bool:
     """Disconnect every connection of the resource, then delete it; False if it did not exist."""
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         connections = await repo.connections_of(session=session, resource_id=resource_id)
     for connection in connections:
         await disconnect(deps, connection.id, wait=wait)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         return await delete_resource(session=session, resource_id=resource_id) > 0
 
 

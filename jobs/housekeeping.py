@@ -42,7 +42,7 @@ async def refresh_gauges(deps: Deps) -> None:
     """Set the gauges that come from the database (connections, outbox, push expiry, backlog)."""
     started = time.perf_counter()
     now = deps.clock.now()
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         connections = await status_repo.connection_counts(session=session)
         outbox = await status_repo.outbox_backlog(session=session)
         near = await status_repo.push_near_expiry(session=session, now=now, within=NEAR_EXPIRY)

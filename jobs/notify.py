@@ -65,7 +65,7 @@ async def _deliver(deps: Deps, delivery: WebhookDelivery, endpoint: WebhookEndpo
     delay = next_attempt(delivery.attempts + 1, base=n.backoff_base_seconds, cap=n.backoff_cap_seconds)
     retry_at = now + timedelta(seconds=delay)
     give_up = retry_at > delivery.created_at + timedelta(seconds=n.retry_for_seconds)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.record_attempt(
             session=session,
             delivery_id=delivery.id,
@@ -90,7 +90,7 @@ async def _deliver(deps: Deps, delivery: WebhookDelivery, endpoint: WebhookEndpo
 async def run_once(deps: Deps) -> dict[str, int]:
     """Send every due delivery once (bounded concurrency); counts of delivered and not."""
     n = deps.settings.notify
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         batch = await repo.claim_due(
             session=session, owner=deps.worker_id, now=deps.clock.now(), lease_seconds=LEASE_SECONDS, limit=n.batch
         )

@@ -118,13 +118,13 @@ async def _gated(gate: asyncio.Semaphore, work: Awaitable[PushOutcome]) -> PushO
 async def _claim(deps: Deps, *, link_ids: list[int] | None, limit: int) -> list[int]:
     now = deps.clock.now()
     until = now + timedelta(seconds=deps.settings.push.lease_seconds)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         return await repo.claim_due(session=session, now=now, until=until, limit=limit, link_ids=link_ids)
 
 
 async def _service(deps: Deps, link_id: int) -> PushOutcome:
     """One claimed link: stop (deselected), open/renew a channel, or create/renew a subscription."""
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         row = await repo.load(session=session, link_id=link_id)
     if row is None or row[1].status != "active":
         return PushOutcome(link_id, "skipped")
@@ -150,7 +150,7 @@ async def _open_channel(deps: Deps, client: GoogleCalendarClient, link: Calendar
     """Open a new channel (id and token hash stored first), then stop the one it replaces."""
     old = repo.PushState.of(link)
     channel_id, token = new_channel_id(link.id), new_secret()
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.begin_channel(session=session, link_id=link.id, push_id=channel_id, secret_hash=secret_hash(token))
     opened = deps.clock.now()
     try:
@@ -162,12 +162,12 @@ async def _open_channel(deps: Deps, client: GoogleCalendarClient, link: Calendar
             ttl_seconds=deps.settings.push.google_ttl_seconds,
         )
     except Exception:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await repo.restore(session=session, link_id=link.id, state=old)
         raise
     crashpoint("push.mid_renewal")
     expires = channel.expires_at or opened + timedelta(seconds=deps.settings.push.google_ttl_seconds)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.save_channel(
             session=session,
             link_id=link.id,
@@ -215,7 +215,7 @@ async def _keep_subscription(deps: Deps, client: GraphCalendarClient, link: Cale
 async def _save_subscription(
     deps: Deps, link_id: int, sub_id: str, now: datetime, expires: datetime, hashed: str | None
 ) -> None:
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.save_subscription(
             session=session,
             link_id=link_id,
@@ -231,7 +231,7 @@ async def _done(deps: Deps, link: CalendarLink, kind: str, status: Status, *, ca
     PUSH_RENEWALS.labels(kind, status).inc()
     log.info("push.ready", link_id=link.id, kind=kind, status=status)
     if catch_up and link.last_synced_at is not None:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await request_sync(session=session, now=deps.clock.now(), link_ids=[link.id])
         await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)
     return PushOutcome(link.id, status)
@@ -243,7 +243,7 @@ async def _failed(deps: Deps, link: CalendarLink, connection: ExternalCalendar, 
     # At least a second: a link that failed is never due again within the same sweep.
     delay = max(1.0, next_attempt(link.push_failures + 1, base=s.backoff_base_seconds, cap=s.backoff_cap_seconds))
     error = f"push: {type(exc).__name__}: {exc}"[:500]
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         now = deps.clock.now()
         await repo.fail(session=session, link_id=link.id, error=error, retry_at=now + timedelta(seconds=delay), now=now)
     PUSH_RENEWALS.labels(_kind(link, connection), "failed").inc()
@@ -252,7 +252,7 @@ async def _failed(deps: Deps, link: CalendarLink, connection: ExternalCalendar, 
 
 
 async def _reauth(deps: Deps, connection: ExternalCalendar, exc: ReauthRequiredError) -> None:
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await mark_reauth_required(
             session=session, connection_id=connection.id, reason=str(exc)[:500], now=deps.clock.now()
         )
@@ -263,13 +263,13 @@ async def stop_push(deps: Deps, link: CalendarLink, connection: ExternalCalendar
     if link.push_id is None:
         return False
     if connection is None:
-        async with deps.sessions() as session:
+        async with deps.sessions.begin() as session:
             row = await repo.load(session=session, link_id=link.id)
         connection = row[1] if row else None
     if connection is not None and connection.refresh_token_enc and connection.status == "active":
         client = client_for(deps, connection, budget=budget_for(deps))
         await _quietly(lambda: _stop(client, link), link.id, "stop")
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.clear(session=session, link_ids=[link.id])
     return True
 
@@ -291,7 +291,7 @@ async def _stop_and_clear(
     deps: Deps, client: GoogleCalendarClient | GraphCalendarClient, link: CalendarLink
 ) -> PushOutcome:
     await _stop(client, link)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await repo.clear(session=session, link_ids=[link.id])
     PUSH_RENEWALS.labels(_kind(link), "stopped").inc()
     return PushOutcome(link.id, "stopped")

@@ -98,7 +98,7 @@ async def lease_link(deps: Deps, link_id: int, *, wait: float) -> Claim | None:
     """
     give_up = time.monotonic() + wait
     while True:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             claims = await links.claim(
                 session=session,
                 now=deps.clock.now(),
@@ -109,7 +109,7 @@ async def lease_link(deps: Deps, link_id: int, *, wait: float) -> Claim | None:
             )
         if claims or time.monotonic() >= give_up:
             return claims[0] if claims else None
-        async with deps.sessions() as session:
+        async with deps.sessions.begin() as session:
             link = await links.get_link(session=session, link_id=link_id)
         expires = link.lease_expires_at if link is not None else None
         if expires is None or expires <= deps.clock.now():
@@ -137,7 +137,7 @@ async def run_once(deps: Deps) -> dict[str, int]:
 
 async def _next_due(deps: Deps, done: set[int]) -> Claim | None:
     s = deps.settings.sync
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         claims = await links.claim(
             session=session,
             now=deps.clock.now(),
@@ -190,7 +190,7 @@ def _count(outcome: SyncOutcome, seconds: float) -> None:
 
 
 async def _sync(deps: Deps, claim: Claim, *, interactive: bool) -> SyncOutcome:
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         target = await links.sync_target(session=session, link_id=claim.link_id)
     if target is None or target.connection.status != "active" or not target.link.read:
         await _release(deps, claim.link_id)
@@ -204,7 +204,7 @@ async def _sync(deps: Deps, claim: Claim, *, interactive: bool) -> SyncOutcome:
     try:
         tally = await _pull(deps, target, client, cursor, window)
     except CursorExpiredError:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await links.drop_cursor(session=session, link_id=claim.link_id, owner=deps.worker_id)
         cursor = None
         tally = await _pull(deps, target, client, None, window)
@@ -231,7 +231,7 @@ async def _pull(deps: Deps, target: SyncTarget, client: CalendarClient, cursor: 
     mapper = Mapper(ZoneInfo(target.timezone), window, busy_policy(target.company_settings, target.resource_settings))
     lease = LeaseKeeper(deps, link.id)
     new_cursor: str | None = None
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         full = cursor is None
         ingest = Ingest(
             session,
@@ -293,7 +293,7 @@ class LeaseKeeper:
         self._last = time.monotonic()
         deps = self._deps
         until = deps.clock.now() + timedelta(seconds=deps.settings.sync.lease_seconds)
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             if not await links.extend_lease(session=session, link_id=self._link_id, owner=deps.worker_id, until=until):
                 raise LeaseLostError
 
@@ -301,7 +301,7 @@ class LeaseKeeper:
 async def _reauth(deps: Deps, claim: Claim, exc: ReauthRequiredError) -> SyncOutcome:
     """The grant is dead: mark the connection (its links stop being polled) and let go."""
     reason = str(exc) or "invalid_grant"
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         target = await links.sync_target(session=session, link_id=claim.link_id)
         if target is not None:
             await mark_reauth_required(
@@ -315,7 +315,7 @@ async def _failed(deps: Deps, claim: Claim, exc: Exception) -> SyncOutcome:
     """Back the link off (full jitter) and keep its request for the retry."""
     error = f"{type(exc).__name__}: {exc}"[:500]
     s = deps.settings.sync
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         link = await links.get_link(session=session, link_id=claim.link_id)
         failures = (link.consecutive_failures if link else 0) + 1
         delay = next_attempt(failures, base=s.backoff_base_seconds, cap=s.backoff_cap_seconds)
@@ -343,7 +343,7 @@ async def _notify(deps: Deps, session: AsyncSession, link: CalendarLink, event_t
 
 
 async def _release(deps: Deps, link_id: int) -> None:
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await links.release(session=session, link_id=link_id, owner=deps.worker_id)
 
 
@@ -385,7 +385,7 @@ async def sync_resource(deps: Deps, resource_id: str, *, deadline: float, intera
     A link another worker is syncing is waited for (its lease released); syncs that outlive
     the deadline go on in the background and report "pending". Never raises for a link.
     """
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         ids = [link.id for link in await links.read_links(session=session, resource_id=resource_id)]
         if ids:
             await links.request_sync(session=session, now=deps.clock.now(), link_ids=ids, interactive=interactive)

@@ -85,7 +85,7 @@ class Clients:
 async def run_once(deps: Deps) -> dict[str, int]:
     """Write every due outbox entry once (a batch of `write.batch`); counts by outcome."""
     w = deps.settings.write
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         entries = await outbox.claim_due(
             session=session, owner=deps.worker_id, now=deps.clock.now(), lease_seconds=w.lease_seconds, limit=w.batch
         )
@@ -104,12 +104,12 @@ async def write_batch(deps: Deps, entries: Sequence[Entry]) -> list[Outcome]:
     The database work is a few set-based statements per batch; only provider calls are per entry.
     """
     started = time.monotonic()
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         plans = await appts.write_plans(session=session, appointment_ids=[e.appointment_id for e in entries])
     steps = [decide(entry, plans.get(entry.appointment_id)) for entry in entries]
     pins = [(step.plan.appointment.id, step.target.link.id) for step in steps if step.pin and step.plan and step.target]
     if pins:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await appts.pin(session=session, pins=pins)
     limit, clients = asyncio.Semaphore(deps.settings.write.concurrency), Clients(deps)
 
@@ -153,7 +153,7 @@ class _LeaseKeeper:
             await asyncio.sleep(seconds / 3)
             until = self._deps.clock.now() + timedelta(seconds=seconds)
             try:
-                async with self._deps.sessions() as session, session.begin():
+                async with self._deps.sessions.begin() as session:
                     await outbox.extend_leases(
                         session=session, owner=self._deps.worker_id, entry_ids=self._ids, until=until
                     )
@@ -313,7 +313,7 @@ async def _record(deps: Deps, results: Sequence[Result]) -> None:
     for r in results:
         by.setdefault(r.outcome, []).append(r)
     now, owner = deps.clock.now(), deps.worker_id
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await appts.record_written(session=session, written=[_written(r) for r in by.get("written", [])])
         await appts.record_deleted(
             session=session, deleted=[(r.step.entry.appointment_id, _version(r)) for r in by.get("deleted", [])]

@@ -262,7 +262,7 @@ def cmd_resource(args: argparse.Namespace) -> int:
                     return 0 if removed else 1
                 resource_id = wanted.id or uuid.uuid4().hex
                 try:
-                    async with deps.sessions() as session, session.begin():
+                    async with deps.sessions.begin() as session:
                         await create_resource(
                             session=session,
                             resource_id=resource_id,

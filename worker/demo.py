@@ -123,7 +123,7 @@ class Demo:
         return answer.body
 
     async def counts(self) -> dict[str, int]:
-        async with self.run.deps.sessions() as session:
+        async with self.run.deps.sessions.begin() as session:
             return await status_repo.resource_counts(session=session, resource_id=RESOURCE)
 
     async def until(self, what: str, check: Callable[[], Awaitable[bool]]) -> None:
@@ -142,7 +142,7 @@ class Demo:
             self.expect(await self.call("POST", "/v3/resource", body=body), 201)
         except Skipped:
             self.say("  (POST /v3/resource is not in this build: creating the row directly)")
-            async with self.run.deps.sessions() as session, session.begin():
+            async with self.run.deps.sessions.begin() as session:
                 await create_resource(
                     session=session, resource_id=RESOURCE, company_id=COMPANY, name="Dr. Demo", timezone="Europe/Berlin"
                 )
@@ -266,7 +266,7 @@ class Demo:
         self.say(f"  free intervals: {len(answer.get('free', []))}")
 
     async def status(self) -> None:
-        async with self.run.deps.sessions() as session:
+        async with self.run.deps.sessions.begin() as session:
             summary = await status_repo.summary(session=session, now=datetime.now(UTC))
         for line in render(summary).splitlines():
             self.say("  " + line)

@@ -59,7 +59,7 @@ def moved(link: CalendarLink, mark: Mark) -> str | None:
 
 async def request(sessions: async_sessionmaker[AsyncSession], resource_id: str) -> dict[int, Mark]:
     """Record the interactive request; the marks of the resource's active read links."""
-    async with sessions() as session, session.begin():
+    async with sessions.begin() as session:
         links = await read_links(session=session, resource_id=resource_id)
         marks = {link.id: Mark(link.last_synced_at, link.consecutive_failures) for link in links}
         if marks:
@@ -79,7 +79,7 @@ async def wait(
     deadline = time.monotonic() + wait_seconds
     outcomes: dict[int, str] = {}
     while len(outcomes) < len(marks) and time.monotonic() < deadline:
-        async with sessions() as session:
+        async with sessions.begin() as session:
             links = await read_links(session=session, resource_id=resource_id, active_only=False)
         for link in links:
             outcome = moved(link, marks[link.id]) if link.id in marks and link.id not in outcomes else None
@@ -125,7 +125,7 @@ async def bulk(deps: Deps, resource_id: str, start: date, end: date, *, report: 
     """Run createUnavailabilityBulk over [start, end), reporting calendars done; the job's final status."""
     from jobs import bulk as bulk_job  # the CLI's only provider I/O; imported where it is used
 
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         if not await read_links(session=session, resource_id=resource_id, active_only=False):
             report(f"resource {resource_id} has no read calendars")
             return "failed"
@@ -151,6 +151,6 @@ async def bulk(deps: Deps, resource_id: str, start: date, end: date, *, report: 
 
 
 async def _job_calendars(deps: Deps, resource_id: str, job_id: str) -> list[dict[str, Any]]:
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         job = await sync_jobs.get_job(session=session, resource_id=resource_id, job_id=job_id)
     return list(job.progress.get("calendars", [])) if job else []

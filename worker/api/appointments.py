@@ -153,7 +153,7 @@ async def put_appointment(request: web.Request) -> web.Response:
     """Record the appointment at its version and queue its write (202), or ignore an old version."""
     deps = request.app[DEPS]
     resource_id, appointment_id = request.match_info["id"], _appointment_id(request)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         resource = await verify_company(request, session, resource_id)
         body: AppointmentIn = _parse(AppointmentIn, await _json(request))
         moved_from = await _previous_resource(session, appointment_id, resource.company_id)
@@ -172,7 +172,7 @@ async def delete_appointment(request: web.Request) -> web.Response:
     """Cancel: at the given version, else at the stored version + 1 (a repeat changes nothing)."""
     deps = request.app[DEPS]
     resource_id, appointment_id = request.match_info["id"], _appointment_id(request)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await verify_company(request, session, resource_id)
         body: CancelIn = _parse(CancelIn, await _json(request, optional=True))
         current = await repo.get_appointment(session=session, appointment_id=appointment_id)
@@ -215,7 +215,7 @@ async def get_appointment(request: web.Request) -> web.Response:
     """The appointment and its write state: pending, waiting_calendar, failed or written."""
     deps = request.app[DEPS]
     resource_id, appointment_id = request.match_info["id"], _appointment_id(request)
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         await verify_company(request, session, resource_id)
         state = await repo.write_state(session=session, appointment_id=appointment_id, resource_id=resource_id)
     if state is None:

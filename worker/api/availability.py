@@ -145,7 +145,7 @@ def _busy(block: Busy, render: _Renderer) -> dict[str, Any]:
 
 async def _stored_answer(deps: Deps, resource_id: str, span: Interval, duration: int | None, zone: ZoneInfo) -> str:
     """Busy and free time from stored rows, as the JSON fragment the cache keeps."""
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         rows = await repo.busy_rows(session=session, resource_id=resource_id, start=span.start, end=span.end)
         appts = await repo.confirmed_appointments(
             session=session, resource_id=resource_id, start=span.start, end=span.end
@@ -230,7 +230,7 @@ def _closed(fragment: str, span: Interval, verdict: Verdict, zone: ZoneInfo) -> 
 async def _context(request: web.Request, resource_id: str) -> tuple[Resource, Policy, ZoneInfo]:
     """verifyToken + verifyCompany, then the resource's stale policy and zone."""
     deps = request.app[DEPS]
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         resource = await verify_company(request, session, resource_id)
         company = await repo.company_settings(session=session, company_id=resource.company_id)
     a = deps.settings.availability
@@ -241,7 +241,7 @@ async def _context(request: web.Request, resource_id: str) -> tuple[Resource, Po
 
 
 async def _read_links(deps: Deps, resource_id: str) -> list[LinkState]:
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         return await repo.read_links(session=session, resource_id=resource_id)
 
 
@@ -307,7 +307,7 @@ async def explain(request: web.Request) -> web.Response:
         at = parse_instant(q.at, zone)
     except RangeError as exc:
         raise BadRequest(str(exc), code="invalid_instant") from None
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         rows = await repo.unavailability_at(session=session, resource_id=resource.id, at=at)
         appts = await repo.appointments_at(session=session, resource_id=resource.id, at=at)
         links = await repo.read_links(session=session, resource_id=resource.id)

@@ -77,7 +77,7 @@ async def create_unavailability_bulk(request: web.Request) -> web.Response:
     """
     deps = request.app[DEPS]
     resource_id = request.match_info["id"]
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         await verify_company(request, session, resource_id)
         start, end = _range(request)
         connection_id = _connection_id(request)
@@ -89,7 +89,7 @@ async def create_unavailability_bulk(request: web.Request) -> web.Response:
         deps, resource_id=resource_id, start_date=start, end_date=end, connection_id=connection_id
     )
     await asyncio.wait({task}, timeout=deps.settings.sync.bulk_wait_seconds)
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         job = await get_job(session=session, resource_id=resource_id, job_id=job_id)
     if job is None:  # its resource was deleted meanwhile
         raise NotFound(f"resource {resource_id} not found", code="resource_not_found")
@@ -105,7 +105,7 @@ async def get_sync_job(request: web.Request) -> web.Response:
     """A bulk job's progress and, once finished, its result."""
     deps = request.app[DEPS]
     resource_id, job_id = request.match_info["id"], request.match_info["jobId"]
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         await verify_company(request, session, resource_id)
         job = await get_job(session=session, resource_id=resource_id, job_id=job_id) if _is_uuid(job_id) else None
     if job is None:

@@ -81,7 +81,7 @@ async def _with_auth_link(deps: Deps, session: AsyncSession, connection: Externa
 async def create_connection(request: web.Request) -> web.Response:
     """Start connecting a Google or Outlook account: a pending connection and its authUrl."""
     deps = request.app[DEPS]
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         resource = await path_resource(request, session)
         body = parse(CreateConnection, await read_json(request))
         connection = await repo.create_pending(session=session, resource_id=resource.id, provider=body.provider)
@@ -93,7 +93,7 @@ async def create_connection(request: web.Request) -> web.Response:
 async def regenerate_auth_url(request: web.Request) -> web.Response:
     """A fresh authUrl (the previous one stops working); how reauth_required recovers."""
     deps = request.app[DEPS]
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         resource = await path_resource(request, session)
         connection = await _owned(session, resource, _connection_id(request.match_info["externalCalendarId"]))
         answer = await _with_auth_link(deps, session, connection)
@@ -103,7 +103,7 @@ async def regenerate_auth_url(request: web.Request) -> web.Response:
 @routes.get(BASE + "/externalCalendars")
 async def list_connections(request: web.Request) -> web.Response:
     """Every connection of the resource, pending and active, with calendars and sync health."""
-    async with request.app[DEPS].sessions() as session:
+    async with request.app[DEPS].sessions.begin() as session:
         resource = await path_resource(request, session)
         connections = await repo.connections_of(session=session, resource_id=resource.id)
         links = await selection.links_of_resource(session=session, resource_id=resource.id)
@@ -149,7 +149,7 @@ async def _calendars(deps: Deps, connection: ExternalCalendar) -> list[CalendarI
         async with asyncio.timeout(connect.interactive_deadline(deps.settings)):
             return await connect.list_calendars(deps, connection)
     except provider_errors.ReauthRequiredError:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await repo.mark_reauth_required(
                 session=session, connection_id=connection.id, reason="invalid_grant", now=deps.clock.now()
             )
@@ -198,7 +198,7 @@ IdSource = Callable[[web.Request], Awaitable[int | None]]
 
 async def _list_calendars(request: web.Request, named: IdSource) -> web.Response:
     deps = request.app[DEPS]
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         resource = await path_resource(request, session)
         connection = await _google_connection(session, resource, await named(request))
         links = await selection.links_of(session=session, connection_id=connection.id)
@@ -238,14 +238,14 @@ def _choices(body: Select, calendars: list[CalendarInfo]) -> list[selection.Choi
 
 async def _select(request: web.Request, named: IdSource) -> web.Response:
     deps = request.app[DEPS]
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         resource = await path_resource(request, session)
         connection = await _google_connection(session, resource, await named(request))
     body = parse(Select, await read_json(request))
     choices = _choices(body, await _calendars(deps, connection))
     now = deps.clock.now()
     try:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             connection = await _owned(session, resource, connection.id)
             applied = await selection.apply_selection(
                 session=session, connection_id=connection.id, resource_id=resource.id, choices=choices
@@ -290,7 +290,7 @@ async def select_calendars_of(request: web.Request) -> web.Response:
 async def delete_connection(request: web.Request) -> web.Response:
     """Disconnect: rows go now; push stop and grant revocation follow in the background."""
     deps = request.app[DEPS]
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         resource = await path_resource(request, session)
         connection = await _owned(session, resource, _connection_id(request.match_info["externalCalendarId"]))
     if not await connect.disconnect(deps, connection.id):

@@ -87,7 +87,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         raise _invalid(exc) from None
     deps = request.app[DEPS]
     secret = "whsec_" + secrets.token_urlsafe(32)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         await ensure_company(session=session, company_id=caller.company_id)
         endpoint = await repo.create_endpoint(
             session=session,
@@ -102,7 +102,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 @routes.get("/v3/webhooks")
 async def list_webhooks(request: web.Request) -> web.Response:
     caller = verify_token(request)
-    async with request.app[DEPS].sessions() as session:
+    async with request.app[DEPS].sessions.begin() as session:
         endpoints = await repo.endpoints_of(session=session, company_id=caller.company_id)
     return web.json_response({"webhooks": [_endpoint(e) for e in endpoints]})
 
@@ -110,7 +110,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 @routes.delete("/v3/webhooks/{webhookId}")
 async def delete_webhook(request: web.Request) -> web.Response:
     caller = verify_token(request)
-    async with request.app[DEPS].sessions() as session, session.begin():
+    async with request.app[DEPS].sessions.begin() as session:
         found = await repo.delete_endpoint(
             session=session, company_id=caller.company_id, endpoint_id=request.match_info["webhookId"]
         )
@@ -126,7 +126,7 @@ async def rotate_webhook_secret(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     secret = "whsec_" + secrets.token_urlsafe(32)
     overlap = timedelta(seconds=deps.settings.notify.secret_overlap_seconds)
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         endpoint = await repo.get_endpoint(
             session=session, company_id=caller.company_id, endpoint_id=request.match_info["webhookId"]
         )
@@ -150,7 +150,7 @@ async def rotate_webhook_secret(request: web.Request) -> web.Response:
 @routes.get("/v3/webhooks/{webhookId}/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
     caller = verify_token(request)
-    async with request.app[DEPS].sessions() as session:
+    async with request.app[DEPS].sessions.begin() as session:
         endpoint = await repo.get_endpoint(
             session=session, company_id=caller.company_id, endpoint_id=request.match_info["webhookId"]
         )
@@ -165,7 +165,7 @@ async def redeliver(request: web.Request) -> web.Response:
     """Send a delivery again, with the same event id."""
     caller = verify_token(request)
     deps = request.app[DEPS]
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         endpoint = await repo.get_endpoint(
             session=session, company_id=caller.company_id, endpoint_id=request.match_info["webhookId"]
         )

@@ -30,7 +30,7 @@ async def create(request: web.Request) -> web.Response:
     resource_id = body.id or uuid.uuid4().hex
     deps = request.app[DEPS]
     try:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             if await get_resource(session=session, resource_id=resource_id) is not None:
                 raise Conflict(f"resource {resource_id} already exists", code="resource_exists")
             resource = await create_resource(
@@ -49,7 +49,7 @@ async def create(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     """Delete a resource of the caller's company after disconnecting its calendars (204)."""
     deps = request.app[DEPS]
-    async with deps.sessions() as session:
+    async with deps.sessions.begin() as session:
         resource = await path_resource(request, session)
     try:
         await connect.remove_resource(deps, resource.id)

@@ -52,7 +52,7 @@ async def status_page(request: web.Request) -> web.Response:
     """The operator summary as HTML."""
     _authorize(request)
     deps = request.app[DEPS]
-    async with deps.sessions() as session, session.begin():
+    async with deps.sessions.begin() as session:
         summary = await status_repo.summary(session=session, now=deps.clock.now())
     body = render(summary, worker_id=deps.worker_id, heartbeat=_heartbeat())
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers=HEADERS)

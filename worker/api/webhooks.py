@@ -107,7 +107,7 @@ async def google(request: web.Request) -> web.Response:
     number = _message_number(request.headers.get("X-Goog-Message-Number"))
     if state == "sync":  # the handshake: proves the channel, asks for nothing
         _ignored("google", "sync_message")
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             await repo.record_message(session=session, link_ids=[owner.link_id], now=deps.clock.now(), number=number)
     else:
         await recorder_for(request.app, deps, "google").record([owner.link_id], number)
@@ -161,7 +161,7 @@ async def _graph(request: web.Request) -> web.Response:
         await recorder_for(request.app, deps, "outlook").record(unique)
     lifecycle = [(item, owner) for item, owner in authentic if item.lifecycle_event is not None]
     if lifecycle:
-        async with deps.sessions() as session, session.begin():
+        async with deps.sessions.begin() as session:
             requested = await _lifecycle(deps, session, lifecycle)
         if requested:
             await wakeups.wake(deps.redis, deps.prefix, wakeups.SYNC)

@@ -29,7 +29,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """The session factory handed to jobs and handlers; callers own transactions."""
+    """The session factory handed to jobs and handlers; callers own transactions.
+
+    Open every session with `sessions.begin()`, reads included: it commits. A rollback makes
+    psycopg drop every statement the connection had prepared, so reads that ended in one
+    kept the hot statements (claim, sync target, insert) from ever being prepared: each
+    was planned anew on every run (half its PostgreSQL CPU).
+    """
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -73,6 +73,8 @@ WHERE u.link_id = :link_id AND u.synced_at = :now AND u.provider_event_id = ANY(
 )
 
 _COMPANY = text("SELECT company_id FROM resources WHERE id = :resource_id")
+
+
 async def _company(session: AsyncSession, resource_id: str) -> str | None:
     return (await session.execute(_COMPANY, {"resource_id": resource_id})).scalar_one_or_none()
 
