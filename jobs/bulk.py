@@ -153,10 +153,7 @@ async def _bulk_link(deps: Deps, link_id: int, span: BulkRange) -> dict[str, Any
 
 
 async def _reconcile(deps: Deps, claim: Claim, span: BulkRange) -> Tally:
-    async with deps.sessions.begin() as session:
-        target = await links.sync_target(session=session, link_id=claim.link_id)
-    if target is None:
-        raise LookupError("the calendar link is gone")
+    target = claim.target
     tz = ZoneInfo(target.timezone)
     window = span.window(tz)
     mapper = Mapper(tz, _hull(window, sync_window(deps.clock.now(), deps.settings.sync)), _policy(target))

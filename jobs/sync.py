@@ -190,11 +190,7 @@ def _count(outcome: SyncOutcome, seconds: float) -> None:
 
 
 async def _sync(deps: Deps, claim: Claim, *, interactive: bool) -> SyncOutcome:
-    async with deps.sessions.begin() as session:
-        target = await links.sync_target(session=session, link_id=claim.link_id)
-    if target is None or target.connection.status != "active" or not target.link.read:
-        await _release(deps, claim.link_id)
-        return SyncOutcome(claim.link_id, "skipped")
+    target = claim.target
     now = deps.clock.now()
     window = sync_window(now, deps.settings.sync)
     cursor = target.link.sync_cursor
@@ -340,11 +336,6 @@ async def _notify(deps: Deps, session: AsyncSession, link: CalendarLink, event_t
         obj={"externalCalendarId": link.connection_id, "calendarId": link.calendar_id, **obj},
         now=deps.clock.now(),
     )
-
-
-async def _release(deps: Deps, link_id: int) -> None:
-    async with deps.sessions.begin() as session:
-        await links.release(session=session, link_id=link_id, owner=deps.worker_id)
 
 
 # --- the long-running sweep -------------------------------------------------------------

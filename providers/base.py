@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
+import msgspec
+
 ShowAs = Literal["busy", "free", "tentative", "oof", "working_elsewhere", "unknown"]
 Response = Literal["accepted", "declined", "tentative", "needs_action"]
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
@@ -42,10 +44,9 @@ class CalendarInfo:
     can_write: bool
 
 
-# Built once per event on the sync path: not frozen, since a frozen dataclass pays an
-# object.__setattr__ per field (3x the construction cost, bench/ingest). Treat it as read-only.
-@dataclass(slots=True)
-class ProviderEvent:
+# Built once per event on the sync path: a msgspec Struct is built in C, four times faster
+# than a dataclass given the same keywords (bench/ingest).
+class ProviderEvent(msgspec.Struct, frozen=True):
     """A provider event in provider-neutral terms (one instance of a recurring series).
 
     `start`/`end` are aware datetimes for timed events and `date`s (end exclusive) for
@@ -64,7 +65,6 @@ class ProviderEvent:
     self_response: Response | None = None
     appointment_tag: str | None = None
     etag: str | None = None
-    updated: datetime | None = None
     summary: str | None = None
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from providers.base import ProviderEvent, Quarantined, ShowAs, Window
 
 
@@ -37,8 +39,7 @@ class BusyPolicy:
     free: bool = False
 
 
-@dataclass(slots=True)  # per event, so not frozen (see ProviderEvent)
-class BusyInterval:
+class BusyInterval(msgspec.Struct, frozen=True):  # per event: a Struct, as ProviderEvent
     """A span of busy time in UTC, and the rule that made it busy."""
 
     event_id: str
@@ -112,9 +113,13 @@ def _to_utc(value: datetime | date, tz: ZoneInfo) -> datetime:
 
 
 def clip(span: tuple[datetime, datetime], window: Window) -> tuple[datetime, datetime] | None:
-    """`span` cut to `window`, or None when they do not overlap."""
-    start = max(span[0], window.start.astimezone(UTC))
-    end = min(span[1], window.end.astimezone(UTC))
+    """`span` (UTC) cut to `window`, or None when they do not overlap. Aware datetimes compare
+    as instants whatever their zone, so only a bound that does cut is converted to UTC."""
+    start, end = span
+    if start < window.start:
+        start = window.start.astimezone(UTC)
+    if end > window.end:
+        end = window.end.astimezone(UTC)
     return (start, end) if end > start else None
 
 

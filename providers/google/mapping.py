@@ -52,7 +52,6 @@ def _parse(event_id: str, event: wire.Event) -> ProviderEvent:
             removed=True,
             status="cancelled",
             etag=event.etag,
-            updated=_instant_or_none(event.updated),
         )
     if event.recurrence:
         raise ValueError("series master returned unexpanded")
@@ -74,7 +73,6 @@ def _parse(event_id: str, event: wire.Event) -> ProviderEvent:
         self_response=_self_response(event),
         appointment_tag=_appointment_tag(event),
         etag=event.etag,
-        updated=_instant_or_none(event.updated),
         summary=event.summary,
     )
 

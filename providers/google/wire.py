@@ -52,7 +52,6 @@ class Event(msgspec.Struct):
     attendees: list[Attendee] | None = None
     extendedProperties: ExtendedProperties | None = None
     etag: str | None = None
-    updated: str | None = None
 
 
 class EventsPage(msgspec.Struct):

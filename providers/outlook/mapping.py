@@ -68,7 +68,6 @@ def _parse(event_id: str, event: wire.Event) -> ProviderEvent:
         self_response=_RESPONSES.get(event.responseStatus.response or "") if event.responseStatus else None,
         appointment_tag=_appointment_tag(event),
         etag=event.etag,
-        updated=_instant_or_none(event.lastModifiedDateTime),
         summary=event.subject,
     )
 

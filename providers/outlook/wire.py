@@ -54,7 +54,6 @@ class Event(msgspec.Struct):
     seriesMasterId: str | None = None
     responseStatus: ResponseStatus | None = None
     originalStartTimeZone: str | None = None
-    lastModifiedDateTime: str | None = None
     transactionId: str | None = None
     singleValueExtendedProperties: list[ExtendedProperty] | None = None
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec import structs
 
 from providers.base import ProviderEvent, Quarantined, Window
 from providers.rules import DEFAULT_POLICY, BusyPolicy, quarantined_busy, to_busy
@@ -20,12 +21,12 @@ T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
 def timed(**kw: object) -> ProviderEvent:
     base = ProviderEvent(id="e1", start=T0, end=T0 + timedelta(hours=1))
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return structs.replace(base, **kw)
 
 
 def all_day(day: date, days: int = 1, **kw: object) -> ProviderEvent:
     base = ProviderEvent(id="d1", start=day, end=day + timedelta(days=days), all_day=True)
-    return replace(base, **kw)  # type: ignore[arg-type]
+    return structs.replace(base, **kw)
 
 
 def busy(event: ProviderEvent, policy: BusyPolicy = DEFAULT_POLICY, window: Window = WINDOW):
@@ -226,7 +227,7 @@ def test_mapping_is_idempotent(event, window, policy) -> None:
     assert to_busy(event, resource_tz=BERLIN, window=window, policy=policy) == first
     if first is not None:
         # Feeding the interval back in as the event's own span yields the same interval.
-        again = replace(event, start=first.start, end=first.end)
+        again = structs.replace(event, start=first.start, end=first.end)
         second = to_busy(again, resource_tz=BERLIN, window=window, policy=policy)
         assert second is not None and (second.start, second.end) == (first.start, first.end)
 
@@ -245,7 +246,7 @@ def test_skip_rules_hold_under_any_policy(event, window, policy) -> None:
 @given(events(), windows())
 def test_blocking_everything_blocks_every_live_overlapping_event(event, window) -> None:
     everything = BusyPolicy(True, True, True, True, True, True)
-    live = replace(event, removed=False, status="confirmed", appointment_tag=None)
+    live = structs.replace(event, removed=False, status="confirmed", appointment_tag=None)
     result = to_busy(live, resource_tz=BERLIN, window=window, policy=everything)
     start, end = live.start, live.end
     if isinstance(start, datetime) and isinstance(end, datetime):

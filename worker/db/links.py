@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, case, exists, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.tables import (
@@ -61,12 +62,14 @@ async def request_sync(
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A leased link and the request the sync serves (restored if the sync fails)."""
+    """A leased link and the request the sync serves (restored if the sync fails), with what
+    the sync reads first, read in the claiming transaction (one transaction less per sync)."""
 
     link_id: int
     requested_at: datetime | None
     interactive: bool
     full: bool
+    target: SyncTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +141,9 @@ async def claim(
         "expires": now + timedelta(seconds=lease_seconds),
     }
     rows = (await session.execute(_CLAIM, params)).all()
-    return [Claim(r[0], r[1], bool(r[2]), bool(r[3])) for r in rows]
+    # A claimed link is read and active, and locked by us: its target is there.
+    targets = await sync_targets(session=session, link_ids=[r[0] for r in rows]) if rows else {}
+    return [Claim(r[0], r[1], bool(r[2]), bool(r[3]), targets[r[0]]) for r in rows]
 
 
 async def extend_lease(*, session: AsyncSession, link_id: int, owner: str, until: datetime) -> bool:
@@ -266,18 +271,25 @@ _SYNC_TARGET = (
     .join(ExternalCalendar, ExternalCalendar.id == CalendarLink.connection_id)
     .join(Resource, Resource.id == CalendarLink.resource_id)
     .join(Company, Company.id == Resource.company_id)
-    .where(CalendarLink.id == bindparam("link_id"))
+    .where(CalendarLink.id == any_(bindparam("link_ids", type_=ARRAY(BigInteger))))
 )
 
 
+async def sync_targets(*, session: AsyncSession, link_ids: Sequence[int]) -> dict[int, SyncTarget]:
+    """Links (by id) with their connection, resource time zone and busy-rule settings."""
+    targets = {}
+    for row in await session.execute(_SYNC_TARGET, {"link_ids": list(link_ids)}):
+        link, connection, timezone, company, resource, has_rows, has_quarantined, has_appointments = row
+        settings = (dict(company or {}), dict(resource or {}))
+        targets[link.id] = SyncTarget(
+            link, connection, timezone, *settings, has_rows, has_quarantined, has_appointments
+        )
+    return targets
+
+
 async def sync_target(*, session: AsyncSession, link_id: int) -> SyncTarget | None:
-    """The link with its connection, resource time zone and busy-rule settings."""
-    row = (await session.execute(_SYNC_TARGET, {"link_id": link_id})).first()
-    if row is None:
-        return None
-    link, connection, timezone, company, resource, has_rows, has_quarantined, has_appointments = row
-    settings = (dict(company or {}), dict(resource or {}))
-    return SyncTarget(link, connection, timezone, *settings, has_rows, has_quarantined, has_appointments)
+    """One link's sync target (None when the link is gone)."""
+    return (await sync_targets(session=session, link_ids=[link_id])).get(link_id)
 
 
 async def read_links(

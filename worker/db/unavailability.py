@@ -16,8 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-@dataclass(slots=True)  # per event, so not frozen (see providers.base.ProviderEvent)
-class BusyRow:
+class BusyRow(msgspec.Struct, frozen=True):  # per event: a Struct (see providers.base.ProviderEvent)
     """One busy interval of one provider event, in UTC."""
 
     event_id: str
