@@ -80,12 +80,14 @@ def _when(value: wire.DateTimeTimeZone, all_day: bool) -> date | datetime:
         # All-day spans are midnight to midnight in one zone: only the date part matters,
         # and the resource's own zone decides which instants it covers.
         return date.fromisoformat(text[:10])
-    parsed = datetime.fromisoformat(text)  # 3.11 accepts Graph's 7 fractional digits
-    if parsed.tzinfo is None:
-        zone = _zone(value.timeZone or "UTC")
-        # UTC (what calsync asks for) is parsed again with its offset: 4x cheaper than replace().
-        parsed = datetime.fromisoformat(text + "+00:00") if zone is UTC else parsed.replace(tzinfo=zone)
-    return parsed
+    if value.timeZone is None or value.timeZone in _UTC_NAMES:
+        # What calsync asks for: read once with its offset appended (5x cheaper than replace()).
+        try:
+            return datetime.fromisoformat(text + "+00:00")  # 3.11 reads Graph's 7 fractional digits
+        except ValueError:
+            pass  # the text carries its own offset (or is no time at all): read below
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_zone(value.timeZone or "UTC"))
 
 
 @lru_cache(maxsize=512)
