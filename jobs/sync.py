@@ -99,12 +99,11 @@ async def lease_link(deps: Deps, link_id: int, *, wait: float) -> Claim | None:
     give_up = time.monotonic() + wait
     while True:
         async with deps.sessions.begin() as session:
-            claims = await links.claim(
+            claims = await links.claim_links(
                 session=session,
                 now=deps.clock.now(),
                 owner=deps.worker_id,
                 lease_seconds=deps.settings.sync.lease_seconds,
-                limit=1,
                 link_ids=[link_id],
             )
         if claims or time.monotonic() >= give_up:
@@ -138,7 +137,7 @@ async def run_once(deps: Deps) -> dict[str, int]:
 async def _next_due(deps: Deps, done: set[int]) -> Claim | None:
     s = deps.settings.sync
     async with deps.sessions.begin() as session:
-        claims = await links.claim(
+        claims = await links.claim_due(
             session=session,
             now=deps.clock.now(),
             owner=deps.worker_id,

@@ -1,9 +1,9 @@
 """Calendar links: sync requests, leases (SKIP LOCKED), cursors, status and backoff.
 
-Coordination contract: `claim` takes a lease and *moves* the pending request into the
-claim (clearing `sync_requested_at`), so a request recorded while the sync runs is left
-on the row and causes exactly one more sync after it. A lease whose owner died expires
-and the link is due again at once (`lease_owner` still set).
+Coordination contract: a claim (`claim_due`, `claim_links`) takes a lease and *moves* the
+pending request into the claim (clearing `sync_requested_at`), so a request recorded while
+the sync runs is left on the row and causes exactly one more sync after it. A lease whose
+owner died expires and the link is due again at once (`lease_owner` still set).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, any_, bindparam, case, exists, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, case, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.tables import (
@@ -82,25 +81,14 @@ class Cadence:
     gap_seconds: float = 0.0
 
 
-# Due: abandoned by a dead worker, never synced, requested (but at most once per `gap` unless
-# a person waits: a push storm coalesces), or its poll interval elapsed. The poll interval is
-# shortened by up to 10% per link (by id) so links spread out.
-_CLAIM = text(
-    """
+# Leases up to :limit links chosen by {which} whose lease is free (never held, or abandoned by
+# a dead worker), most urgent first, skipping rows another worker is claiming right now.
+_CLAIM = """
 WITH due AS (
     SELECT l.id, l.sync_requested_at, l.sync_interactive, l.full_sync_requested
     FROM calendar_links l JOIN external_calendars c ON c.id = l.connection_id
-    WHERE l.read AND c.status = 'active'
-      AND (CAST(:ids AS bigint[]) IS NULL OR l.id = ANY(CAST(:ids AS bigint[])))
-      AND NOT (l.id = ANY(CAST(:skip AS bigint[])))
-      AND (l.lease_expires_at IS NULL OR l.lease_expires_at <= :now)
-      AND (:force OR (
-            (l.next_attempt_at IS NULL OR l.next_attempt_at <= :now)
-        AND (l.lease_owner IS NOT NULL OR l.last_synced_at IS NULL
-             OR (l.sync_requested_at IS NOT NULL
-                 AND (l.sync_interactive OR l.last_synced_at <= :now - make_interval(secs => :gap)))
-             OR l.last_synced_at <= :now - make_interval(secs => (0.9 + (l.id % 101) / 1010.0) *
-                CASE WHEN l.push_expires_at > :now AND l.push_error IS NULL THEN :reconcile ELSE :poll END))))
+    WHERE l.read AND c.status = 'active' AND (l.lease_expires_at IS NULL OR l.lease_expires_at <= :now)
+      AND {which}
     ORDER BY l.sync_interactive DESC, l.sync_requested_at NULLS LAST, l.last_synced_at NULLS FIRST, l.id
     LIMIT :limit
     FOR UPDATE OF l SKIP LOCKED
@@ -111,39 +99,68 @@ SET lease_owner = :owner, lease_expires_at = :expires, sync_requested_at = NULL,
 FROM due WHERE l.id = due.id
 RETURNING l.id, due.sync_requested_at, due.sync_interactive, due.full_sync_requested
 """
-)
+# Due: not synced in this sweep yet, out of backoff, and abandoned by a dead worker, never
+# synced, requested (but at most once per `gap` unless a person waits: a push storm
+# coalesces), or its poll interval elapsed. The poll interval is shortened by up to 10% per
+# link (by id) so links spread out; float8, not numeric, arithmetic (a third of the scan).
+_DUE = """NOT (l.id = ANY(CAST(:skip AS bigint[])))
+      AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= :now)
+      AND (l.lease_owner IS NOT NULL OR l.last_synced_at IS NULL
+           OR (l.sync_requested_at IS NOT NULL
+               AND (l.sync_interactive OR l.last_synced_at <= :now - make_interval(secs => :gap)))
+           OR l.last_synced_at <= :now - make_interval(secs => (0.9 + (l.id % 101) / 1010.0::float8) *
+              CASE WHEN l.push_expires_at > :now AND l.push_error IS NULL THEN :reconcile ELSE :poll END))"""
+_CLAIM_DUE = text(_CLAIM.format(which=_DUE))
+# Named links, due or not: by primary key, a statement of its own so its plan uses the index.
+_CLAIM_LINKS = text(_CLAIM.format(which="l.id = ANY(CAST(:ids AS bigint[]))"))
 
 
-async def claim(
+async def claim_due(
     *,
     session: AsyncSession,
     now: datetime,
     owner: str,
     lease_seconds: float,
     limit: int,
-    cadence: Cadence | None = None,
-    link_ids: Sequence[int] | None = None,
+    cadence: Cadence,
     skip: Collection[int] = (),
 ) -> list[Claim]:
-    """Lease up to `limit` due links (or exactly `link_ids`, due or not, when no cadence);
-    never the links in `skip` (those a sweep has already synced)."""
-    force = cadence is None
-    params: dict[str, Any] = {
-        "ids": list(link_ids) if link_ids is not None else None,
+    """Lease up to `limit` due links, never those in `skip` (those a sweep has already synced)."""
+    params = {
         "skip": list(skip),
-        "now": now,
-        "force": force,
-        "reconcile": cadence.reconcile_seconds if cadence else 0.0,
-        "poll": cadence.poll_seconds if cadence else 0.0,
-        "gap": cadence.gap_seconds if cadence else 0.0,
-        "limit": limit,
-        "owner": owner,
-        "expires": now + timedelta(seconds=lease_seconds),
+        "reconcile": cadence.reconcile_seconds,
+        "poll": cadence.poll_seconds,
+        "gap": cadence.gap_seconds,
     }
-    rows = (await session.execute(_CLAIM, params)).all()
-    # A claimed link is read and active, and locked by us: its target is there.
-    targets = await sync_targets(session=session, link_ids=[r[0] for r in rows]) if rows else {}
-    return [Claim(r[0], r[1], bool(r[2]), bool(r[3]), targets[r[0]]) for r in rows]
+    return await _claim(session, _CLAIM_DUE, params, now=now, owner=owner, lease_seconds=lease_seconds, limit=limit)
+
+
+async def claim_links(
+    *, session: AsyncSession, now: datetime, owner: str, lease_seconds: float, link_ids: Sequence[int]
+) -> list[Claim]:
+    """Lease exactly these links, due or not, unless another worker holds them."""
+    params = {"ids": list(link_ids)}
+    limit = len(link_ids)
+    return await _claim(session, _CLAIM_LINKS, params, now=now, owner=owner, lease_seconds=lease_seconds, limit=limit)
+
+
+async def _claim(
+    session: AsyncSession,
+    stmt: Any,
+    params: dict[str, Any],
+    *,
+    now: datetime,
+    owner: str,
+    lease_seconds: float,
+    limit: int,
+) -> list[Claim]:
+    params |= {"now": now, "owner": owner, "expires": now + timedelta(seconds=lease_seconds), "limit": limit}
+    claims = []
+    for link_id, requested_at, interactive, full in (await session.execute(stmt, params)).all():
+        target = await sync_target(session=session, link_id=link_id)
+        assert target is not None  # a claimed link is read and active, and locked by us
+        claims.append(Claim(link_id, requested_at, bool(interactive), bool(full), target))
+    return claims
 
 
 async def extend_lease(*, session: AsyncSession, link_id: int, owner: str, until: datetime) -> bool:
@@ -271,25 +288,21 @@ _SYNC_TARGET = (
     .join(ExternalCalendar, ExternalCalendar.id == CalendarLink.connection_id)
     .join(Resource, Resource.id == CalendarLink.resource_id)
     .join(Company, Company.id == Resource.company_id)
-    .where(CalendarLink.id == any_(bindparam("link_ids", type_=ARRAY(BigInteger))))
+    .where(CalendarLink.id == bindparam("link_id"))
 )
 
 
-async def sync_targets(*, session: AsyncSession, link_ids: Sequence[int]) -> dict[int, SyncTarget]:
-    """Links (by id) with their connection, resource time zone and busy-rule settings."""
-    targets = {}
-    for row in await session.execute(_SYNC_TARGET, {"link_ids": list(link_ids)}):
-        link, connection, timezone, company, resource, has_rows, has_quarantined, has_appointments = row
-        settings = (dict(company or {}), dict(resource or {}))
-        targets[link.id] = SyncTarget(
-            link, connection, timezone, *settings, has_rows, has_quarantined, has_appointments
-        )
-    return targets
-
-
 async def sync_target(*, session: AsyncSession, link_id: int) -> SyncTarget | None:
-    """One link's sync target (None when the link is gone)."""
-    return (await sync_targets(session=session, link_ids=[link_id])).get(link_id)
+    """The link with its connection, resource time zone and busy-rule settings.
+
+    One link per statement: PostgreSQL plans `id = ANY(array)` afresh on every execution
+    (its generic plan looks costlier), so a list would forgo the prepared plan."""
+    row = (await session.execute(_SYNC_TARGET, {"link_id": link_id})).first()
+    if row is None:
+        return None
+    link, connection, timezone, company, resource, has_rows, has_quarantined, has_appointments = row
+    settings = (dict(company or {}), dict(resource or {}))
+    return SyncTarget(link, connection, timezone, *settings, has_rows, has_quarantined, has_appointments)
 
 
 async def read_links(
