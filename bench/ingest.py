@@ -99,27 +99,32 @@ async def connect(stack: Stack, cals: Sequence[Cal]) -> None:
     """Give every calendar a new resource, connection and read link (as after OAuth + select),
     so each run is a first full sync into an empty link."""
     await forget(stack, cals)
-    deps = stack.deps
-    async with deps.sessions.begin() as session:
+    cipher = stack.deps.cipher
+    async with stack.deps.sessions.begin() as session:
         for cal in cals:
-            resource = await create_resource(session=session, resource_id=f"r-{uuid.uuid4().hex}", company_id="bench")
             conn = ExternalCalendar(
-                resource_id=resource.id,
                 provider=cal.provider,
                 status="active",
                 account_email=cal.email,
-                refresh_token_enc=deps.cipher.encrypt(cal.tokens["refresh_token"]),
-                access_token_enc=deps.cipher.encrypt(cal.tokens["access_token"]),
+                refresh_token_enc=cipher.encrypt(cal.tokens["refresh_token"]),
+                access_token_enc=cipher.encrypt(cal.tokens["access_token"]),
                 access_token_expires_at=datetime.now(UTC) + timedelta(seconds=cal.tokens["expires_in"]),
             )
-            session.add(conn)
-            await session.flush()
-            link = CalendarLink(
-                connection_id=conn.id, resource_id=resource.id, calendar_id=cal.calendar_id, read=True, primary=True
-            )
-            session.add(link)
-            await session.flush()
-            cal.link_id = link.id
+            cal.link_id = await _new_link(session, f"r-{uuid.uuid4().hex}", conn, cal.calendar_id)
+
+
+async def _new_link(session: Any, resource_id: str, conn: ExternalCalendar, calendar_id: str) -> int:
+    """A new resource with `conn` and one primary read link on `calendar_id`; the link's id."""
+    resource = await create_resource(session=session, resource_id=resource_id, company_id="bench")
+    conn.resource_id = resource.id
+    session.add(conn)
+    await session.flush()
+    link = CalendarLink(
+        connection_id=conn.id, resource_id=resource.id, calendar_id=calendar_id, read=True, primary=True
+    )
+    session.add(link)
+    await session.flush()
+    return link.id
 
 
 async def forget(stack: Stack, cals: Sequence[Cal]) -> None:
@@ -153,16 +158,8 @@ async def resident(stack: Stack) -> None:
     re-plan within a minute; the benchmark measured that first minute on every run.
     """
     async with stack.deps.sessions.begin() as session:
-        ids = []
-        for i in range(RESIDENT_LINKS):
-            resource = await create_resource(session=session, resource_id=f"resident-{i}", company_id="bench")
-            conn = ExternalCalendar(resource_id=resource.id, provider="google", status="reauth_required")
-            session.add(conn)
-            await session.flush()
-            link = CalendarLink(connection_id=conn.id, resource_id=resource.id, calendar_id="primary", read=True)
-            session.add(link)
-            await session.flush()
-            ids.append(link.id)
+        unpolled = [ExternalCalendar(provider="google", status="reauth_required") for _ in range(RESIDENT_LINKS)]
+        ids = [await _new_link(session, f"resident-{i}", conn, "primary") for i, conn in enumerate(unpolled)]
         fill = """
             INSERT INTO unavailability (resource_id, link_id, provider_event_id, start_at, end_at, synced_at)
             SELECT l.resource_id, l.id, 'resident-' || n, now() + n * interval '10 minutes',

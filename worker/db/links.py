@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, select, text, update
+from sqlalchemy import TextClause, bindparam, case, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worker.db.tables import (
@@ -146,7 +146,7 @@ async def claim_links(
 
 async def _claim(
     session: AsyncSession,
-    stmt: Any,
+    stmt: TextClause,
     params: dict[str, Any],
     *,
     now: datetime,
