@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from jobs.sync import sync_link, sync_resource
 from providers.sandbox import Sandbox, start_sandbox
+from worker import eventloop
 from worker.api.app import build_app
 from worker.api.auth import mint_token
 from worker.clock import SystemClock
@@ -275,7 +276,7 @@ def main() -> None:
         embedded_redis(Path(tmp) / "redis") as redis_url,
     ):
         upgrade(db)
-        asyncio.run(run(db, redis_url, args.rows, args.requests, args.concurrency))
+        eventloop.run(run(db, redis_url, args.rows, args.requests, args.concurrency))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ stay bounded) and the convergence time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from bench.soak import bench
 from tests.e2e.chaos import RunConfig, chaos_run, fault_count, inject_faults, request_count
+from worker import eventloop
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,4 +56,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

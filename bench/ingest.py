@@ -32,6 +32,7 @@ from bench.harness import Stack, bench_stack, quiet_logs, timed
 from jobs import sync
 from jobs.ingest import sync_window
 from providers.rules import DEFAULT_POLICY, to_busy
+from worker import eventloop
 from worker.db import links
 from worker.db.resources import create_resource
 from worker.db.tables import CalendarLink, ExternalCalendar, Unavailability
@@ -352,4 +353,4 @@ if __name__ == "__main__":
     parser.add_argument("--naive-calendars", type=int, default=10, help="calendars the slow baseline syncs")
     args = parser.parse_args()
     chosen = ("google", "outlook") if args.provider == "both" else (args.provider,)
-    asyncio.run(main(chosen, args.runs, args.naive_calendars))
+    eventloop.run(main(chosen, args.runs, args.naive_calendars))

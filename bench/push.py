@@ -41,7 +41,7 @@ from sqlalchemy import func, insert, select, update
 from jobs import push, sync
 from jobs.push import secret_hash
 from providers.sandbox import Sandbox, start_sandbox
-from worker import cache
+from worker import cache, eventloop
 from worker.api.app import build_app
 from worker.clock import SystemClock
 from worker.config import Settings, with_overrides
@@ -107,7 +107,7 @@ async def _blast(url: str, channels: list[str], rate: float, total: int) -> list
 
 
 def _sender(url: str, channels: list[str], rate: float, total: int, out: Any) -> None:
-    out.send(asyncio.run(_blast(url, channels, rate, total)))
+    out.send(eventloop.run(_blast(url, channels, rate, total)))
     out.close()
 
 
@@ -407,7 +407,7 @@ def main() -> None:
         embedded_redis(Path(tmp) / "redis") as redis_url,
     ):
         upgrade(db)
-        asyncio.run(run(db, redis_url, args))
+        eventloop.run(run(db, redis_url, args))
 
 
 if __name__ == "__main__":

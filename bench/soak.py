@@ -11,7 +11,6 @@ survived and whether the final state equals the sandbox's truth exactly (it rais
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import secrets
 import tempfile
@@ -28,6 +27,7 @@ from providers.sandbox import start_sandbox
 from tests.e2e.chaos import ALL_POINTS, RunConfig, RunReport, World, chaos_run
 from tests.e2e.harness import Backends
 from tests.e2e.world import Account, seed_account
+from worker import eventloop
 from worker.crypto import TokenCipher, new_key
 from worker.db.engine import make_engine, make_sessions
 from worker.db.migrate import upgrade_async
@@ -127,4 +127,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

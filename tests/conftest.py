@@ -26,6 +26,7 @@ from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from worker import eventloop
 from worker.api.app import build_app
 from worker.api.auth import mint_token
 from worker.clock import SystemClock
@@ -44,6 +45,11 @@ hypothesis_settings.register_profile(
     "calsync", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
 )
 hypothesis_settings.load_profile("calsync")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every async test runs on the loop the daemon runs on (uvloop where installed)."""
+    return {eventloop.NAME: eventloop.new_event_loop}
 
 
 def _with_database(url: str, name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 import time
@@ -12,6 +11,7 @@ from datetime import date
 from importlib.metadata import version as package_version
 from pathlib import Path
 
+from worker import eventloop
 from worker import logging as calsync_logging
 from worker.config import ConfigError, Settings, load, with_overrides
 
@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         settings = with_overrides(settings, server={"port": args.port})
     try:
-        asyncio.run(serve(settings))
+        eventloop.run(serve(settings))
     except StartupError as exc:
         print(f"calsync: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -75,7 +75,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from providers.sandbox.server import serve as serve_sandbox
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_sandbox(args.host, args.port))
+        eventloop.run(serve_sandbox(args.host, args.port))
     return 0
 
 
@@ -98,10 +98,10 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     if settings.database.url:
-        count = asyncio.run(run(settings.database.url))
+        count = eventloop.run(run(settings.database.url))
     else:
         with embedded_postgres(Path(settings.embedded.data_dir)) as url:
-            count = asyncio.run(run(url))
+            count = eventloop.run(run(url))
     print(f"re-encrypted {count} stored secrets under the first key; older keys can now be removed")
     return 0
 
@@ -137,7 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     with _database(_settings(args)) as url:
-        print(asyncio.run(run(url)))
+        print(eventloop.run(run(url)))
     return 0
 
 
@@ -166,7 +166,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 0 if all(o == "synced" for o in outcomes.values()) else 1
 
     with _database(_settings(args)) as url:
-        return asyncio.run(run(url))
+        return eventloop.run(run(url))
 
 
 def _bulk_sync(args: argparse.Namespace) -> int:
@@ -195,7 +195,7 @@ def _bulk_sync(args: argparse.Namespace) -> int:
             urls["database"] = {"url": stack.enter_context(embedded_postgres(data_dir))}
         if not settings.redis.url:
             urls["redis"] = {"url": stack.enter_context(embedded_redis(data_dir))}
-        status = asyncio.run(run(with_overrides(settings, **urls)))
+        status = eventloop.run(run(with_overrides(settings, **urls)))
     say(f"bulk sync {status}")
     return 0 if status == "succeeded" else 1
 
@@ -210,7 +210,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.verbose:  # the daemon's own log lines would drown the walkthrough
         calsync_logging.configure("warning", settings.logging.format, sys.stderr)
     with tempfile.TemporaryDirectory(prefix="calsync-demo-") as tmp:
-        tally = asyncio.run(run_demo(demo_settings(settings, args.data_dir or tmp), say))
+        tally = eventloop.run(run_demo(demo_settings(settings, args.data_dir or tmp), say))
     return 1 if tally.failed else 0
 
 
@@ -283,7 +283,7 @@ def cmd_resource(args: argparse.Namespace) -> int:
         data_dir = Path(settings.embedded.data_dir)
         db_url = settings.database.url or stack.enter_context(embedded_postgres(data_dir))
         redis_url = settings.redis.url or stack.enter_context(embedded_redis(data_dir))
-        return asyncio.run(run(db_url, redis_url))
+        return eventloop.run(run(db_url, redis_url))
 
 
 def cmd_version(args: argparse.Namespace) -> int:
