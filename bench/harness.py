@@ -16,12 +16,13 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import psutil
 import psycopg
 from redis.asyncio import Redis
 
@@ -43,6 +44,7 @@ class RemoteSandbox:
     url: str
     urls: dict[str, str]
     control: SandboxControl
+    pid: int
 
     def __getattr__(self, name: str) -> str:
         try:
@@ -83,7 +85,7 @@ async def remote_sandbox() -> AsyncIterator[RemoteSandbox]:
             urls[name] = value
         control = SandboxControl(url)
         try:
-            yield RemoteSandbox(url, urls, control)
+            yield RemoteSandbox(url, urls, control, proc.pid)
         finally:
             await control.close()
     finally:
@@ -179,6 +181,61 @@ async def _deps(db_url: str, redis_url: str, sandbox: Any, overrides: dict[str, 
         await http.close()
         await redis.aclose()
         await engine.dispose()
+
+
+@dataclass
+class Cpu:
+    """CPU seconds that calsync (this process), PostgreSQL and the sandbox spent over some wall time."""
+
+    calsync: float = 0.0
+    postgres: float = 0.0
+    sandbox: float = 0.0
+    wall: float = 0.0
+
+    def __add__(self, other: Cpu) -> Cpu:
+        return Cpu(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def per(self, events: int, per_events: int = 100_000) -> str:
+        """ "calsync / PostgreSQL / sandbox" seconds per `per_events` events, and cores kept busy."""
+        k = per_events / events
+        cores = (self.calsync + self.postgres + self.sandbox) / self.wall if self.wall else 0.0
+        return f"{self.calsync * k:.2f} / {self.postgres * k:.2f} / {self.sandbox * k:.2f} s on {cores:.1f} cores"
+
+
+class CpuMeter:
+    """Measures `Cpu` around a run. PostgreSQL is every process on this machine named postgres*
+    (the embedded server's or the configured local one's); the sandbox is its child process, if
+    it has one (else its CPU is calsync's)."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self._sandbox_pid: int | None = getattr(sandbox, "pid", None)
+
+    def _times(self) -> dict[int, tuple[str, float]]:
+        out = {}
+        for proc in psutil.process_iter(["name"]):
+            if proc.pid == os.getpid():
+                group = "calsync"
+            elif proc.pid == self._sandbox_pid:
+                group = "sandbox"
+            elif (proc.info["name"] or "").startswith("postgres"):
+                group = "postgres"
+            else:
+                continue
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                out[proc.pid] = (group, times.user + times.system)
+        return out
+
+    async def measure(self, run: Callable[[], Awaitable[object]]) -> Cpu:
+        """Run once; a process that started meanwhile counts from zero, one that ended is lost."""
+        before = self._times()
+        started = time.perf_counter()
+        await run()
+        wall = time.perf_counter() - started
+        used: dict[str, float] = {}
+        for pid, (group, seconds) in self._times().items():
+            used[group] = used.get(group, 0.0) + seconds - before.get(pid, (group, 0.0))[1]
+        return Cpu(used.get("calsync", 0.0), used.get("postgres", 0.0), used.get("sandbox", 0.0), wall)
 
 
 async def timed(run: Callable[[], Awaitable[object]]) -> float:

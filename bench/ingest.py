@@ -28,7 +28,7 @@ import aiohttp
 import msgspec
 from sqlalchemy import text
 
-from bench.harness import Stack, bench_stack, quiet_logs, timed
+from bench.harness import Cpu, CpuMeter, Stack, bench_stack, quiet_logs, timed
 from jobs import sync
 from jobs.ingest import sync_window
 from providers.rules import DEFAULT_POLICY, to_busy
@@ -281,13 +281,16 @@ async def scenario(stack: Stack, provider: str, count: int, events: int, runs: i
     await sync_all(stack, cals)  # warm-up: pooled connections, prepared plans, token refreshes
 
     # (a) and calsync alternate run by run, so a busy machine slows both alike.
+    meter = CpuMeter(stack.sandbox)
     fetch_rates, sync_rates = [], []
+    fetch_cpu, sync_cpu = Cpu(), Cpu()
     for _ in range(runs):
-        fetch_s = await timed(lambda: bounded(conc, cals, lambda c: fetch_only(stack, provider, c)))
+        fetched_cpu = await meter.measure(lambda: bounded(conc, cals, lambda c: fetch_only(stack, provider, c)))
         await connect(stack, cals)
-        sync_s = await timed(lambda: sync_all(stack, cals))
-        fetch_rates.append(total / fetch_s)
-        sync_rates.append(total / sync_s)
+        synced_cpu = await meter.measure(lambda: sync_all(stack, cals))
+        fetch_rates.append(total / fetched_cpu.wall)
+        sync_rates.append(total / synced_cpu.wall)
+        fetch_cpu, sync_cpu = fetch_cpu + fetched_cpu, sync_cpu + synced_cpu
     fetch_rate, sync_rate = statistics.median(fetch_rates), statistics.median(sync_rates)
     subset = cals[: max(1, min(naive_count, count))]
     await connect(stack, subset)
@@ -304,6 +307,9 @@ async def scenario(stack: Stack, provider: str, count: int, events: int, runs: i
         f"  (b) naive row-by-row ORM   {naive_rate:>10,.0f} events/s   sync/(b) = {ratio_b:5.1f}x"
         f"  (≥ 10x; {len(subset)} calendar{'s' if len(subset) > 1 else ''})"
     )
+    print("  CPU per 100,000 events, calsync / PostgreSQL / sandbox:")
+    print(f"    calsync full sync  {sync_cpu.per(total * runs)}")
+    print(f"    (a)                {fetch_cpu.per(total * runs)}")
 
 
 async def bounded_count(stack: Stack, provider: str, cals: Sequence[Cal], conc: int) -> int:
