@@ -196,7 +196,7 @@ class Cpu:
         return Cpu(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     def per(self, events: int, per_events: int = 100_000) -> str:
-        """ "calsync / PostgreSQL / sandbox" seconds per `per_events` events, and cores kept busy."""
+        """Seconds per `per_events` events, as calsync / PostgreSQL / sandbox, and cores kept busy."""
         k = per_events / events
         cores = (self.calsync + self.postgres + self.sandbox) / self.wall if self.wall else 0.0
         return f"{self.calsync * k:.2f} / {self.postgres * k:.2f} / {self.sandbox * k:.2f} s on {cores:.1f} cores"
