@@ -22,15 +22,15 @@ from providers.base import (
     Window,
     WrittenEvent,
 )
-from providers.google.mapping import appointment_body, event_id_for, parse_event, parse_item
-from providers.google.wire import CalendarListEntry, EventsPage
+from providers.google.mapping import READER, appointment_body, event_id_for, parse_event
+from providers.google.wire import CalendarListEntry, Event, EventsPage
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
 from providers.parsing import ListingDecoder, parse_page, single_event
 
 # Google's maximum page size: fewer round trips per full sync.
 EVENTS_PAGE_SIZE = 2500
 CALENDARS_PAGE_SIZE = 250
-_EVENTS_PAGE = ListingDecoder(EventsPage, "items")
+_EVENTS_PAGE: ListingDecoder[EventsPage[Any]] = ListingDecoder(EventsPage, Event, "items")
 # Never e-mail attendees about calsync's writes.
 _QUIET = {"sendUpdates": "none"}
 
@@ -72,13 +72,13 @@ class GoogleCalendarClient:
         params = _list_params(cursor, window, self._page_size)
         path = f"/calendars/{quote_segment(calendar_id)}/events"
 
-        def follow(body: EventsPage) -> Awaitable[EventsPage] | None:
+        def follow(body: EventsPage[Any]) -> Awaitable[EventsPage[Any]] | None:
             token = body.nextPageToken
             return self._events_page(path, {**params, "pageToken": token}) if token else None
 
         async for body in read_ahead(self._events_page(path, params), follow):
             last = not body.nextPageToken
-            page = await parse_page(body.items or (), body.nextSyncToken if last else None, full, parse_item)
+            page = await parse_page(body.items or (), body.nextSyncToken if last else None, full, READER)
             if last or page.events or page.quarantined:
                 yield page
 
@@ -151,7 +151,7 @@ class GoogleCalendarClient:
         path = self._event_path(calendar_id, event_id)
         return _written(await self._call("PATCH", path, params=_QUIET, json_body=payload, headers=headers))
 
-    async def _events_page(self, path: str, params: Mapping[str, str]) -> EventsPage:
+    async def _events_page(self, path: str, params: Mapping[str, str]) -> EventsPage[Any]:
         response = await self._http.request(
             "GET",
             self._base + path,

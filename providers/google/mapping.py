@@ -151,11 +151,12 @@ def _tombstone(event_id: str, raw: Mapping[str, Any]) -> ProviderEvent | None:
     return ProviderEvent(id=event_id, series_id=series_id, removed=True, status="cancelled")
 
 
-_READER = EventReader(wire.Event, _parse, _known_bounds, _tombstone)
+# Reads the events of listing pages (providers.parsing.parse_page).
+READER = EventReader(wire.Event, _parse, _known_bounds, _tombstone)
 # A Google event as a ProviderEvent, or Quarantined when it cannot be read: from a listing
 # page's raw item, or from JSON already decoded.
-parse_item = _READER.item
-parse_event = _READER.decoded
+parse_item = READER.item
+parse_event = READER.decoded
 
 
 def appointment_body(body: AppointmentBody) -> dict[str, Any]:

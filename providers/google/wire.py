@@ -7,7 +7,7 @@ https://developers.google.com/workspace/calendar/api/v3/reference/events
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Generic, TypedDict, TypeVar
 
 import msgspec
 
@@ -54,11 +54,15 @@ class Event(msgspec.Struct):
     etag: str | None = None
 
 
-class EventsPage(msgspec.Struct):
-    """One events.list page; each item stays raw JSON until mapping.parse_item reads it, so
-    one unreadable event is quarantined alone instead of failing its page."""
+Item = TypeVar("Item")
 
-    items: list[msgspec.Raw] | None = None
+
+class EventsPage(msgspec.Struct, Generic[Item]):
+    """One events.list page: `EventsPage[Event]` when every item fits `Event` (decoded in one
+    pass), else `EventsPage[msgspec.Raw]`, each item raw JSON until mapping.parse_item reads it,
+    so one unreadable event is quarantined alone (providers.parsing.ListingDecoder)."""
+
+    items: list[Item] | None = None
     nextPageToken: str | None = None
     nextSyncToken: str | None = None
 

@@ -23,8 +23,8 @@ from providers.base import (
     WrittenEvent,
 )
 from providers.http import Authenticator, ProviderHttp, quote_segment, read_ahead
-from providers.outlook.mapping import appointment_body, graph_time, parse_event, parse_item, transaction_id_for
-from providers.outlook.wire import Calendar, DeltaPage
+from providers.outlook.mapping import READER, appointment_body, graph_time, parse_event, transaction_id_for
+from providers.outlook.wire import Calendar, DeltaPage, Event
 from providers.parsing import ListingDecoder, parse_page, single_event
 
 # 500 events per delta page: large pages, well under Graph's response-size limits.
@@ -32,7 +32,7 @@ DELTA_PAGE_SIZE = 500
 # Every event time comes back in UTC, the only zone mapping.py needs to know.
 _PREFER_UTC = 'outlook.timezone="UTC"'
 _EVENT_HEADERS = {"Prefer": _PREFER_UTC}
-_DELTA_PAGE = ListingDecoder(DeltaPage, "value")
+_DELTA_PAGE: ListingDecoder[DeltaPage[Any]] = ListingDecoder(DeltaPage, Event, "value")
 
 
 class GraphCalendarClient:
@@ -70,7 +70,7 @@ class GraphCalendarClient:
         full = cursor is None
         url = self._http.check_link(cursor) if cursor is not None else self._delta_start(calendar_id, window)
 
-        def follow(body: DeltaPage) -> Awaitable[DeltaPage] | None:
+        def follow(body: DeltaPage[Any]) -> Awaitable[DeltaPage[Any]] | None:
             link = self._next(body.next_link)
             return self._delta_page(link) if link else None
 
@@ -79,7 +79,7 @@ class GraphCalendarClient:
             delta = body.delta_link if last else None
             if last and not delta:
                 raise errors.MalformedResponseError("delta page carries neither nextLink nor deltaLink")
-            page = await parse_page(body.value or (), self._http.check_link(delta) if delta else None, full, parse_item)
+            page = await parse_page(body.value or (), self._http.check_link(delta) if delta else None, full, READER)
             if last or page.events or page.quarantined:
                 yield page
 
@@ -167,7 +167,7 @@ class GraphCalendarClient:
     def _event_url(self, event_id: str) -> str:
         return f"{self._base}/me/events/{quote_segment(event_id)}"
 
-    async def _delta_page(self, url: str) -> DeltaPage:
+    async def _delta_page(self, url: str) -> DeltaPage[Any]:
         response = await self._http.request(
             "GET",
             url,

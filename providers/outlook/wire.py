@@ -7,7 +7,7 @@ https://learn.microsoft.com/graph/api/resources/event
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Generic, TypedDict, TypeVar
 
 import msgspec
 
@@ -58,11 +58,15 @@ class Event(msgspec.Struct):
     singleValueExtendedProperties: list[ExtendedProperty] | None = None
 
 
-class DeltaPage(msgspec.Struct):
-    """One calendarView/delta page; each item stays raw JSON until mapping.parse_item reads
-    it, so one unreadable event is quarantined alone instead of failing its page."""
+Item = TypeVar("Item")
 
-    value: list[msgspec.Raw] | None = None
+
+class DeltaPage(msgspec.Struct, Generic[Item]):
+    """One calendarView/delta page: `DeltaPage[Event]` when every item fits `Event` (decoded in
+    one pass), else `DeltaPage[msgspec.Raw]`, each item raw JSON until mapping.parse_item reads
+    it, so one unreadable event is quarantined alone (providers.parsing.ListingDecoder)."""
+
+    value: list[Item] | None = None
     next_link: str | None = msgspec.field(default=None, name="@odata.nextLink")
     delta_link: str | None = msgspec.field(default=None, name="@odata.deltaLink")
 

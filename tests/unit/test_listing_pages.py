@@ -11,10 +11,12 @@ import pytest
 
 from providers.base import ProviderEvent
 from providers.google import mapping as google
+from providers.google import wire as google_wire
 from providers.google.wire import EventsPage
 from providers.outlook import mapping as outlook
+from providers.outlook import wire as graph_wire
 from providers.outlook.wire import APPOINTMENT_PROPERTY_ID, DeltaPage
-from providers.parsing import ListingDecoder, parse_page
+from providers.parsing import DecodedItems, ListingDecoder, parse_page
 
 T9 = datetime(2026, 5, 4, 9, tzinfo=UTC)
 T10 = datetime(2026, 5, 4, 10, tzinfo=UTC)
@@ -24,27 +26,51 @@ GOOGLE_GOOD["end"] = {"dateTime": "2026-05-04T10:00:00Z"}
 GRAPH_GOOD = {"id": "good", "start": {"dateTime": "2026-05-04T09:00:00.0000000", "timeZone": "UTC"}}
 GRAPH_GOOD["end"] = {"dateTime": "2026-05-04T10:00:00.0000000", "timeZone": "UTC"}
 
-CASES = {
-    "google": (EventsPage, "items", google.parse_item, GOOGLE_GOOD),
-    "outlook": (DeltaPage, "value", outlook.parse_item, GRAPH_GOOD),
+CASES: dict[str, tuple[ListingDecoder[Any], str, Any, dict[str, Any]]] = {
+    "google": (ListingDecoder(EventsPage, google_wire.Event, "items"), "items", google.READER, GOOGLE_GOOD),
+    "outlook": (ListingDecoder(DeltaPage, graph_wire.Event, "value"), "value", outlook.READER, GRAPH_GOOD),
 }
 
 
-def listed(provider: str, items: list[Any]) -> list[Any]:
-    """The page's items as the client holds them: decoded as far as the page struct goes."""
-    struct, key, _, _ = CASES[provider]
-    page = msgspec.json.decode(json.dumps({key: items}).encode(), type=struct)
-    return list(getattr(page, key))
+def listed(provider: str, items: list[Any]) -> Any:
+    """The page's items as the client holds them: decoded with the page by its ListingDecoder."""
+    decode, key, _, _ = CASES[provider]
+    return getattr(decode(json.dumps({key: items}).encode()), key)
+
+
+@pytest.mark.parametrize("provider", CASES)
+async def test_a_page_whose_items_all_read_is_decoded_in_one_pass_and_reads_as_item_by_item(provider: str) -> None:
+    _, _, reader, good = CASES[provider]
+    items = [good, {**good, "id": "good2", "summary": "s", "subject": "s", "extra": [1]}]
+
+    whole = listed(provider, items)
+    assert isinstance(whole, DecodedItems)
+    page = await parse_page(whole, "cursor", True, reader)
+
+    assert page.events == tuple(reader.item(r) for r in whole.raw()) and not page.quarantined
+    assert [e.id for e in page.events] == ["good", "good2"] and page.next_cursor == "cursor"
+
+
+@pytest.mark.parametrize("provider", CASES)
+async def test_an_item_that_fits_but_cannot_be_read_is_quarantined_as_it_came(provider: str) -> None:
+    _, _, reader, good = CASES[provider]
+    unreadable = {**good, "id": "late", "end": {"dateTime": "never", "timeZone": "UTC"}, "extra": {"kept": True}}
+
+    page = await parse_page(listed(provider, [good, unreadable]), None, True, reader)
+
+    assert [e.id for e in page.events] == ["good"]
+    (held,) = page.quarantined
+    assert (held.id, held.raw) == ("late", unreadable)
 
 
 @pytest.mark.parametrize("provider", CASES)
 async def test_a_bad_item_is_quarantined_alone_with_its_json(provider: str) -> None:
-    _, _, parse_item, good = CASES[provider]
+    _, _, reader, good = CASES[provider]
     wrong_type = {**good, "id": "wrong", "start": "2026-05-04"}  # start must be an object
     unreadable = {**good, "id": "late", "end": {"dateTime": "never", "timeZone": "UTC"}}
     items = [good, wrong_type, 42, unreadable, {**good, "id": "good2", "summary": "x", "subject": "x"}]
 
-    page = await parse_page(listed(provider, items), "cursor", True, parse_item)
+    page = await parse_page(listed(provider, items), "cursor", True, reader)
 
     assert [(e.id, e.start, e.end) for e in page.events] == [("good", T9, T10), ("good2", T9, T10)]
     held = {q.id: q for q in page.quarantined}
@@ -57,10 +83,10 @@ async def test_a_bad_item_is_quarantined_alone_with_its_json(provider: str) -> N
 
 @pytest.mark.parametrize("provider", CASES)
 async def test_a_listed_item_and_the_same_event_fetched_by_id_read_alike(provider: str) -> None:
-    _, _, parse_item, good = CASES[provider]
+    _, _, reader, good = CASES[provider]
     event = {**good, "attendees": [], "extra": {"nested": [1, 2]}}
 
-    (from_page,) = (await parse_page(listed(provider, [event]), None, True, parse_item)).events
+    (from_page,) = (await parse_page(listed(provider, [event]), None, True, reader)).events
     from_dict = (google if provider == "google" else outlook).parse_event(event)
 
     assert isinstance(from_dict, ProviderEvent)
@@ -69,14 +95,15 @@ async def test_a_listed_item_and_the_same_event_fetched_by_id_read_alike(provide
 
 @pytest.mark.parametrize("provider", CASES)
 async def test_a_lone_surrogate_escape_does_not_fail_its_page(provider: str) -> None:
-    struct, key, parse_item, good = CASES[provider]
+    decode, key, reader, good = CASES[provider]
+    struct = EventsPage if provider == "google" else DeltaPage
     cut = {**good, "id": "cut", "summary": "x\ud83d", "subject": "x\ud83d"}  # a subject cut mid-emoji
     raw = json.dumps({key: [good, cut], "nextPageToken": None}).encode()  # json writes "\ud83d"
     with pytest.raises(msgspec.DecodeError):
         msgspec.json.decode(raw, type=struct)  # why ListingDecoder exists
 
-    page = ListingDecoder(struct, key)(raw)
-    events = (await parse_page(getattr(page, key), None, True, parse_item)).events
+    page = decode(raw)
+    events = (await parse_page(getattr(page, key), None, True, reader)).events
 
     assert [(e.id, e.summary) for e in events] == [("good", None), ("cut", "x\ud83d")]
 
@@ -91,8 +118,8 @@ async def test_renamed_and_nested_fields_are_read_from_a_listing() -> None:
     private = {"private": {"calsyncAppointmentId": "appt-2"}}
     google_items = [{**GOOGLE_GOOD, "etag": '"e2"', "attendees": [attendee], "extendedProperties": private}]
 
-    (ours, gone) = (await parse_page(listed("outlook", graph_items), None, True, outlook.parse_item)).events
-    (mine,) = (await parse_page(listed("google", google_items), None, True, google.parse_item)).events
+    (ours, gone) = (await parse_page(listed("outlook", graph_items), None, True, outlook.READER)).events
+    (mine,) = (await parse_page(listed("google", google_items), None, True, google.READER)).events
 
     assert (ours.etag, ours.appointment_tag, gone.removed) == ('W/"e1"', "appt-1", True)
     assert (mine.etag, mine.self_response, mine.appointment_tag) == ('"e2"', "declined", "appt-2")
