@@ -6,6 +6,7 @@ database cloned from it, and its own Redis key prefix.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -47,9 +48,10 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("calsync")
 
 
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
-    """Every async test runs on the loop the daemon runs on (uvloop where installed)."""
-    return {eventloop.NAME: eventloop.new_event_loop}
+# Every async test runs on the loop the daemon runs on (uvloop where installed), through the
+# loop policy pytest-asyncio's runners ask. Not its loop-factory hook: that tears down and
+# rebuilds session fixtures around every sync test that uses one (pytest-asyncio#1501).
+asyncio.set_event_loop_policy(eventloop.policy())
 
 
 def _with_database(url: str, name: str) -> str:

@@ -27,6 +27,15 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def policy() -> asyncio.AbstractEventLoopPolicy:
+    """A loop policy whose loops are of that kind (for the tests' pytest-asyncio runners)."""
+    if NAME == "uvloop":
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
+    return asyncio.DefaultEventLoopPolicy()
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on calsync's loop: every command and benchmark starts here."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
