@@ -50,8 +50,8 @@ class ListingDecoder(Generic[P]):
 
     def __init__(self, page: Any, event: type[msgspec.Struct], items: str):
         self._typed = msgspec.json.Decoder(page[event])
-        self._struct: type[P] = page[msgspec.Raw]
-        self._decoder = msgspec.json.Decoder(self._struct)
+        self._raw_page: type[P] = page[msgspec.Raw]
+        self._raw = msgspec.json.Decoder(self._raw_page)
         self._items = items
 
     def __call__(self, raw: bytes) -> P:
@@ -66,7 +66,7 @@ class ListingDecoder(Generic[P]):
 
     def _raw_items(self, raw: bytes) -> P:
         try:
-            return self._decoder.decode(raw)
+            return self._raw.decode(raw)
         except msgspec.ValidationError:
             raise  # the envelope has the wrong shape: a malformed answer
         except msgspec.DecodeError:
@@ -74,7 +74,7 @@ class ListingDecoder(Generic[P]):
         if not isinstance(body, dict):
             raise ValueError("a listing page is not a JSON object")
         items = body.pop(self._items, None)
-        page = msgspec.convert(body, self._struct)
+        page = msgspec.convert(body, self._raw_page)
         setattr(page, self._items, items)
         return page
 
